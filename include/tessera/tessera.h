@@ -1,0 +1,9 @@
+/* tessera.h — the whole public API. */
+#ifndef TESSERA_H
+#define TESSERA_H
+
+#include "tessera/status.h"
+#include "tessera/tensor.h"
+#include "tessera/rng.h"
+
+#endif

@@ -1,0 +1,16 @@
+/* cmd_version.c — `tessera version`. */
+#include <stdio.h>
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include "cli/commands.h"
+
+int tsr_cmd_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    const dnnl_version_t *v = dnnl_version();
+    printf("tessera %s\noneDNN %d.%d.%d (cpu runtime %s)\n", TESSERA_VERSION, v->major, v->minor,
+           v->patch, v->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "other");
+    return 0;
+}

@@ -1,0 +1,8 @@
+/* commands.h — the `tessera` program's subcommands. Each takes the arguments
+ * after its own name (argv[0] is the subcommand) and returns the exit code. */
+#ifndef TESSERA_CLI_COMMANDS_H
+#define TESSERA_CLI_COMMANDS_H
+
+int tsr_cmd_version(int argc, char **argv);
+
+#endif

@@ -1,0 +1,36 @@
+/* main.c — the `tessera` command: dispatches to a subcommand by table. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "tessera/tessera.h"
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *usage;
+} command;
+
+static const command commands[] = {
+    {"version", tsr_cmd_version, "version                 print the tessera and oneDNN versions"},
+};
+
+static void print_usage(FILE *out)
+{
+    fprintf(out, "usage: tessera COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %s\n", commands[i].usage);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        print_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "tessera: unknown command '%s'\n\n", argv[1]);
+    print_usage(stderr);
+    return 2;
+}
