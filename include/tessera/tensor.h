@@ -43,7 +43,11 @@ typedef struct tsr_tensor {
     struct tsr_tensor *grad;  /* same shape and dtype, contiguous; NULL until needed */
     uint64_t grad_epoch;      /* backward pass in which `grad` was last written */
     bool requires_grad;
+    bool grad_in_arena;       /* `grad` was carved from the pass arena */
     bool owns_data;           /* set only by tsr_tensor_new */
+    /* Incremented by whoever changes a parameter's values (optimizers, copies,
+     * checkpoint loads); cached oneDNN weight layouts compare it. */
+    uint64_t version;
 } tsr_tensor;
 
 size_t tsr_dtype_size(tsr_dtype dtype);

@@ -5,5 +5,9 @@
 #include "tessera/status.h"
 #include "tessera/tensor.h"
 #include "tessera/rng.h"
+#include "tessera/arena.h"
+#include "tessera/autograd.h"
+#include "tessera/params.h"
+#include "tessera/ops.h"
 
 #endif
