@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# setup.sh — one command from a fresh Debian 12 machine to a working tessera.
+#
+#   ./setup.sh run    install what is missing, build, run the main job
+#   ./setup.sh test   install what is missing, build, run the whole test suite
+#                     (release build, then AddressSanitizer + UBSan build)
+#
+# Packages come from Debian. Run as root and missing ones are installed with
+# apt-get; otherwise the exact apt-get line is printed and the script stops.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+mode=${1:-}
+case "$mode" in
+  run|test) ;;
+  *) echo "usage: ./setup.sh run|test" >&2; exit 2 ;;
+esac
+
+packages=(build-essential meson ninja-build pkg-config libdnnl-dev libhdf5-dev hdf5-tools
+          libcriterion-dev libomp-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -eq 0 ]]; then
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  else
+    echo "setup: missing Debian packages; run:" >&2
+    echo "  sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+jobs=$(nproc)
+build() { # build DIR [meson options...]
+  local dir=$1; shift
+  if [[ ! -f $dir/build.ninja ]]; then meson setup "$dir" "$@" >/dev/null; fi
+  ninja -C "$dir" -j "$jobs"
+}
+
+build build --buildtype=release
+
+if [[ $mode == run ]]; then
+  # The main job until the training loop lands: the op benchmark.
+  exec ./build/bench/bench_ops
+fi
+
+# Release suite, then the same suite under AddressSanitizer + UBSan.
+meson test -C build --print-errorlogs --num-processes "$jobs"
+build build-sanitize --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp
+meson test -C build-sanitize --print-errorlogs --num-processes "$jobs" --timeout-multiplier 4
