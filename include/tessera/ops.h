@@ -30,14 +30,17 @@ extern "C" {
 
 /* A layer-owned copy of a weight in the layout oneDNN prefers. The op refreshes
  * it when the source tensor's data pointer, version or the wanted layout
- * changes. Zero-initialise; release with tsr_weight_cache_fini. Passing NULL
- * where an op takes a cache reorders into the arena on every call. */
+ * changes (linear: only from a version's second use on; see ops_dense.c).
+ * Zero-initialise; release with tsr_weight_cache_fini. Passing NULL where an
+ * op takes a cache runs on the plain weights or reorders into the arena. */
 typedef struct tsr_weight_cache {
     void *data;
     size_t bytes;
-    const void *source;
+    const void *source;  /* the weights `data` holds, at `version` */
     uint64_t version;
     uint64_t layout_hash;
+    const void *seen_source; /* weights last used uncached, at seen_version */
+    uint64_t seen_version;
 } tsr_weight_cache;
 
 void tsr_weight_cache_fini(tsr_weight_cache *cache);

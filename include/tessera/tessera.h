@@ -9,5 +9,6 @@
 #include "tessera/autograd.h"
 #include "tessera/params.h"
 #include "tessera/ops.h"
+#include "tessera/optim.h"
 
 #endif

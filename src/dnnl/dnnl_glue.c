@@ -151,3 +151,107 @@ dnnl_primitive_attr_t tsr_dnnl_attr(void)
     TSR_DNNL_CHECK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
     return attr;
 }
+
+/* ==== reorders and cached weight layouts ================================ */
+
+uint64_t tsr_dnnl_md_hash(const dnnl_memory_desc_t *md)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+#define MIX(value) (h = (h ^ (uint64_t)(value)) * 0x100000001b3ull)
+    MIX(md->ndims);
+    MIX(md->data_type);
+    MIX(md->format_kind);
+    MIX(md->offset0);
+    for (int i = 0; i < md->ndims; i++) {
+        MIX(md->dims[i]);
+        MIX(md->padded_dims[i]);
+        MIX(md->padded_offsets[i]);
+    }
+    if (md->format_kind == dnnl_blocked) {
+        const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
+        for (int i = 0; i < md->ndims; i++) MIX(b->strides[i]);
+        MIX(b->inner_nblks);
+        for (int i = 0; i < b->inner_nblks; i++) {
+            MIX(b->inner_blks[i]);
+            MIX(b->inner_idxs[i]);
+        }
+    }
+    MIX(md->extra.flags);
+#undef MIX
+    return h;
+}
+
+typedef struct reorder_key {
+    uint32_t family; /* "REOR" */
+    int32_t sum;
+    uint64_t from_hash, to_hash;
+} reorder_key;
+
+void tsr_dnnl_reorder(tsr_dnnl *d, tsr_arena *arena, const dnnl_memory_desc_t *from_md,
+                      const dnnl_memory_desc_t *to_md, const void *from, void *to, bool sum)
+{
+    reorder_key key;
+    memset(&key, 0, sizeof key);
+    key.family = 0x524f4552u;
+    key.sum = sum;
+    key.from_hash = tsr_dnnl_md_hash(from_md);
+    key.to_hash = tsr_dnnl_md_hash(to_md);
+    tsr_dnnl_slot *slot = tsr_dnnl_find(d, &key, sizeof key);
+    if (!slot) {
+        dnnl_primitive_attr_t attr = tsr_dnnl_attr();
+        if (sum) {
+            dnnl_post_ops_t ops;
+            TSR_DNNL_CHECK(dnnl_post_ops_create(&ops));
+            TSR_DNNL_CHECK(dnnl_post_ops_append_sum(ops, 1.f));
+            TSR_DNNL_CHECK(dnnl_primitive_attr_set_post_ops(attr, ops));
+            dnnl_post_ops_destroy(ops);
+        }
+        dnnl_primitive_desc_t pd;
+        TSR_DNNL_CHECK(dnnl_reorder_primitive_desc_create(&pd, from_md, d->engine, to_md, d->engine, attr));
+        dnnl_primitive_attr_destroy(attr);
+        slot = tsr_dnnl_insert(d, &key, sizeof key, pd, 2, (int[]){DNNL_ARG_FROM, DNNL_ARG_TO});
+    }
+    TSR_ASSERT_MSG(dnnl_memory_desc_equal(tsr_dnnl_slot_md(slot, DNNL_ARG_FROM), from_md) &&
+                       dnnl_memory_desc_equal(tsr_dnnl_slot_md(slot, DNNL_ARG_TO), to_md),
+                   "reorder cache key collision");
+    tsr_dnnl_execute(d, slot, arena, (void *[]){(void *)from, to});
+}
+
+void tsr_weight_cache_fini(tsr_weight_cache *cache)
+{
+    if (!cache) return;
+    tsr_free(cache->data);
+    memset(cache, 0, sizeof *cache);
+}
+
+bool tsr_weight_cache_is_current(const tsr_weight_cache *cache, const tsr_tensor *w)
+{
+    return cache && cache->data && cache->source == w->data && cache->version == w->version;
+}
+
+void *tsr_dnnl_weights_in_layout(tsr_dnnl *d, tsr_arena *arena, const tsr_tensor *w,
+                                 const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t *want,
+                                 tsr_weight_cache *cache, bool refresh)
+{
+    if (dnnl_memory_desc_equal(plain, want)) return w->data;
+    uint64_t hash = tsr_dnnl_md_hash(want);
+    if (tsr_weight_cache_is_current(cache, w) && cache->layout_hash == hash) return cache->data;
+    size_t bytes = dnnl_memory_desc_get_size(want);
+    void *dst;
+    if (cache && refresh) {
+        if (cache->bytes < bytes) {
+            /* Layer-owned and sized once per layout: not a per-step allocation. */
+            tsr_free(cache->data);
+            cache->data = tsr_aligned_alloc(TSR_ARENA_ALIGNMENT, bytes);
+            cache->bytes = bytes;
+        }
+        cache->source = w->data;
+        cache->version = w->version;
+        cache->layout_hash = hash;
+        dst = cache->data;
+    } else {
+        dst = tsr_arena_alloc(arena, bytes);
+    }
+    tsr_dnnl_reorder(d, arena, plain, want, w->data, dst, false);
+    return dst;
+}

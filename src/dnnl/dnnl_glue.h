@@ -14,12 +14,15 @@
 #ifndef TESSERA_DNNL_GLUE_H
 #define TESSERA_DNNL_GLUE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <oneapi/dnnl/dnnl.h>
 
 #include "tessera/arena.h"
+#include "tessera/ops.h"
+#include "tessera/tensor.h"
 
 enum { TSR_DNNL_KEY_BYTES = 192, TSR_DNNL_MAX_ARGS = 12 };
 
@@ -79,5 +82,29 @@ dnnl_memory_desc_t tsr_dnnl_md(int ndim, const int64_t *dims, dnnl_format_tag_t 
 dnnl_memory_desc_t tsr_dnnl_md_any(int ndim, const int64_t *dims);
 /* A primitive attribute in user-scratchpad mode; caller destroys it. */
 dnnl_primitive_attr_t tsr_dnnl_attr(void);
+
+
+/* ---- reorders and cached weight layouts (shared by conv and linear) ---- */
+
+
+/* A hash of everything that decides where an element of a memory lives. */
+uint64_t tsr_dnnl_md_hash(const dnnl_memory_desc_t *md);
+
+/* to = from reordered between two layouts of the same dims; with `sum` the
+ * result is added into `to`. The primitive is cached by both layouts. */
+void tsr_dnnl_reorder(tsr_dnnl *d, tsr_arena *arena, const dnnl_memory_desc_t *from_md,
+                      const dnnl_memory_desc_t *to_md, const void *from, void *to, bool sum);
+
+/* The data of plain weight `w` (layout `plain`) in layout `want`: w's own
+ * data when the two are equal; the cache when it holds w's current values
+ * (same source pointer, version and layout); otherwise a fresh reorder — into
+ * the cache when `refresh` (the cache's owner, the forward pass, asks) or into
+ * the arena. The cache grows only when a layout needs more bytes. */
+void *tsr_dnnl_weights_in_layout(tsr_dnnl *d, tsr_arena *arena, const tsr_tensor *w,
+                                 const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t *want,
+                                 tsr_weight_cache *cache, bool refresh);
+
+/* True when the cache holds w's current values (in whatever layout). */
+bool tsr_weight_cache_is_current(const tsr_weight_cache *cache, const tsr_tensor *w);
 
 #endif

@@ -1,0 +1,229 @@
+#include <math.h>
+#include <stdio.h>
+
+#include <criterion/criterion.h>
+
+#include "support/allclose.h"
+#include "support/gradcheck.h"
+#include "tessera/tessera.h"
+
+static const tsr_backend backends[2] = {TSR_BACKEND_DNNL, TSR_BACKEND_REFERENCE};
+static const char *const backend_names[2] = {"oneDNN", "reference"};
+
+static tsr_tensor *new_uniform(tsr_dtype dtype, int ndim, const int64_t *shape, double lo, double hi,
+                               uint64_t seed)
+{
+    tsr_tensor *t = tsr_tensor_new(dtype, ndim, shape);
+    tsr_test_fill_uniform(t, lo, hi, seed);
+    return t;
+}
+
+/* ---- hand-computed values ---- */
+
+/* x = 0..15 as a 4x4 image (one channel). */
+static tsr_tensor *ramp_4x4(double offset, double sign)
+{
+    tsr_tensor *x = tsr_tensor_new(TSR_DTYPE_F32, 4, TSR_SHAPE(1, 4, 4, 1));
+    for (int i = 0; i < 16; i++) tsr_f32(x)[i] = (float)(offset + sign * i);
+    return x;
+}
+
+Test(max_pool2d, valid_2x2_stride_2_takes_each_quadrant_maximum)
+{
+    for (int k = 0; k < 2; k++) {
+        tsr_ctx *ctx = tsr_ctx_new(&(tsr_ctx_options){.backend = backends[k]});
+        tsr_tensor *x = ramp_4x4(0, 1);
+        tsr_tensor *y = tsr_max_pool2d(ctx, x, 2, 2, TSR_PADDING_VALID);
+        float expected[4] = {5, 7, 13, 15};
+        cr_expect_eq(y->shape[1], 2);
+        cr_expect_eq(y->shape[2], 2);
+        tsr_test_allclose_f32(tsr_f32(y), expected, 4, 0, 0, backend_names[k]);
+        tsr_tensor_free(x);
+        tsr_ctx_free(ctx);
+    }
+}
+
+Test(max_pool2d, same_3x3_stride_2_pads_after_and_routes_gradients_to_the_maxima)
+{
+    /* 4 -> 2 with total padding 1, all after: windows rows/cols {0,1,2} and
+     * {2,3}. Maxima at (2,2)=10, (2,3)=11, (3,2)=14, (3,3)=15. */
+    for (int k = 0; k < 2; k++) {
+        tsr_ctx *ctx = tsr_ctx_new(&(tsr_ctx_options){.backend = backends[k]});
+        tsr_tensor *x = ramp_4x4(0, 1);
+        tsr_grad_reset(x, true);
+        tsr_tensor *y = tsr_max_pool2d(ctx, x, 3, 2, TSR_PADDING_SAME);
+        float expected[4] = {10, 11, 14, 15};
+        tsr_test_allclose_f32(tsr_f32(y), expected, 4, 0, 0, backend_names[k]);
+        float dy_data[4] = {1, 2, 3, 4};
+        tsr_tensor dy = tsr_tensor_view(dy_data, TSR_DTYPE_F32, 4, TSR_SHAPE(1, 2, 2, 1));
+        tsr_backward_from(ctx, y, &dy);
+        float dx_expected[16] = {0};
+        dx_expected[10] = 1;
+        dx_expected[11] = 2;
+        dx_expected[14] = 3;
+        dx_expected[15] = 4;
+        tsr_test_allclose_f32(tsr_f32(tsr_grad_get(ctx, x)), dx_expected, 16, 0, 0, backend_names[k]);
+        tsr_tensor_free(x);
+        tsr_ctx_free(ctx);
+    }
+}
+
+Test(max_pool2d, same_padding_never_selects_a_padded_position)
+{
+    /* All inputs negative: a zero from padding would win every border window.
+     * x = -1 - i, so each window's maximum is its top-left in-image element. */
+    for (int k = 0; k < 2; k++) {
+        tsr_ctx *ctx = tsr_ctx_new(&(tsr_ctx_options){.backend = backends[k]});
+        tsr_tensor *x = ramp_4x4(-1, -1);
+        tsr_grad_reset(x, true);
+        /* 3x3 stride 1 SAME: one padding row/column on each side. */
+        tsr_tensor *y = tsr_max_pool2d(ctx, x, 3, 1, TSR_PADDING_SAME);
+        float expected[16];
+        for (int r = 0; r < 4; r++)
+            for (int c = 0; c < 4; c++) {
+                int r0 = r > 0 ? r - 1 : 0, c0 = c > 0 ? c - 1 : 0;
+                expected[r * 4 + c] = (float)(-1 - (r0 * 4 + c0));
+            }
+        tsr_test_allclose_f32(tsr_f32(y), expected, 16, 0, 0, backend_names[k]);
+        tsr_tensor *dy = tsr_tensor_new(TSR_DTYPE_F32, 4, TSR_SHAPE(1, 4, 4, 1));
+        tsr_tensor_fill(dy, 1);
+        tsr_backward_from(ctx, y, dy);
+        /* Every output's gradient lands inside the image: none is lost. */
+        double total = 0;
+        for (int i = 0; i < 16; i++) total += tsr_f32(tsr_grad_get(ctx, x))[i];
+        cr_expect_eq(total, 16.0, "%s: gradient mass %g of 16 reached the input", backend_names[k], total);
+        tsr_tensor_free(dy);
+        tsr_tensor_free(x);
+        tsr_ctx_free(ctx);
+    }
+}
+
+/* ---- finite differences ---- */
+
+typedef struct pool_case {
+    int kernel, stride;
+    tsr_padding padding;
+} pool_case;
+
+static tsr_tensor *pool_forward(tsr_ctx *ctx, tsr_tensor *const *in, void *user)
+{
+    const pool_case *p = user;
+    return tsr_max_pool2d(ctx, in[0], p->kernel, p->stride, p->padding);
+}
+
+static void gradcheck_pool(int64_t n, int64_t h, int64_t w, int64_t c, pool_case p)
+{
+    tsr_tensor *x = new_uniform(TSR_DTYPE_F64, 4, TSR_SHAPE(n, h, w, c), -1, 1,
+                                (uint64_t)(p.kernel * 10 + p.stride + (int)p.padding * 100));
+    x->requires_grad = true;
+    char what[128];
+    snprintf(what, sizeof what, "max_pool2d (%lld,%lld,%lld,%lld) %dx%d/%d %s", (long long)n, (long long)h,
+             (long long)w, (long long)c, p.kernel, p.kernel, p.stride,
+             p.padding == TSR_PADDING_SAME ? "SAME" : "VALID");
+    tsr_test_gradcheck(pool_forward, &x, 1, &p, NULL, what);
+    tsr_tensor_free(x);
+}
+
+Test(max_pool2d, backward_matches_finite_differences_with_same_padding)
+{
+    gradcheck_pool(2, 7, 6, 3, (pool_case){3, 2, TSR_PADDING_SAME});
+    gradcheck_pool(2, 6, 5, 2, (pool_case){3, 1, TSR_PADDING_SAME});
+    gradcheck_pool(1, 6, 6, 2, (pool_case){2, 2, TSR_PADDING_SAME});
+}
+
+Test(max_pool2d, backward_matches_finite_differences_with_valid_padding)
+{
+    gradcheck_pool(2, 7, 6, 3, (pool_case){3, 2, TSR_PADDING_VALID});
+    gradcheck_pool(2, 6, 5, 2, (pool_case){2, 1, TSR_PADDING_VALID});
+}
+
+/* ---- oneDNN vs reference on the IMPALA pools ---- */
+
+static void pool_parity(int64_t n, int64_t h, int64_t c)
+{
+    tsr_tensor *x0 = new_uniform(TSR_DTYPE_F32, 4, TSR_SHAPE(n, h, h, c), -1, 1, (uint64_t)(h * c + n));
+    tsr_tensor *x[2], *y[2];
+    tsr_ctx *ctx[2];
+    for (int k = 0; k < 2; k++) {
+        ctx[k] = tsr_ctx_new(&(tsr_ctx_options){.backend = backends[k]});
+        x[k] = tsr_tensor_new(TSR_DTYPE_F32, 4, x0->shape);
+        tsr_tensor_copy(x[k], x0);
+        tsr_grad_reset(x[k], true);
+        tsr_ctx_begin_step(ctx[k]);
+        y[k] = tsr_max_pool2d(ctx[k], x[k], 3, 2, TSR_PADDING_SAME);
+    }
+    char what[128];
+    snprintf(what, sizeof what, "impala pool 3x3/2 SAME over (%lld,%lld,%lld,%lld)", (long long)n,
+             (long long)h, (long long)h, (long long)c);
+    cr_expect_eq(y[0]->shape[1], (h + 1) / 2, "%s: output rows", what);
+    tsr_test_allclose(y[0], y[1], 0, 0, what);
+    tsr_tensor *dy = new_uniform(TSR_DTYPE_F32, 4, y[0]->shape, -1, 1, 99);
+    for (int k = 0; k < 2; k++) tsr_backward_from(ctx[k], y[k], dy);
+    /* Overlapping windows sum up to four dy into one dx, in either order. */
+    tsr_test_allclose(tsr_grad_get(ctx[0], x[0]), tsr_grad_get(ctx[1], x[1]), 1e-6, 1e-6, what);
+    /* The same again, inference only: oneDNN's inference primitive. */
+    for (int k = 0; k < 2; k++) {
+        tsr_ctx_begin_step(ctx[k]);
+        tsr_ctx_set_grad(ctx[k], false);
+        y[k] = tsr_max_pool2d(ctx[k], x[k], 3, 2, TSR_PADDING_SAME);
+        cr_expect_eq(tsr_ctx_tape_length(ctx[k]), 0);
+    }
+    tsr_test_allclose(y[0], y[1], 0, 0, what);
+    for (int k = 0; k < 2; k++) {
+        tsr_tensor_free(x[k]);
+        tsr_ctx_free(ctx[k]);
+    }
+    tsr_tensor_free(x0);
+    tsr_tensor_free(dy);
+}
+
+Test(max_pool2d, onednn_matches_reference_on_the_impala_pools)
+{
+    for (int64_t n = 1; n <= 32; n += 31) {
+        pool_parity(n, 84, 16);
+        pool_parity(n, 42, 32);
+        pool_parity(n, 21, 32);
+    }
+}
+
+/* ---- accumulation ---- */
+
+Test(max_pool2d, second_use_of_an_input_in_a_step_accumulates_its_gradient)
+{
+    for (int k = 0; k < 2; k++) {
+        tsr_ctx *ctx = tsr_ctx_new(&(tsr_ctx_options){.backend = backends[k]});
+        tsr_tensor *x = new_uniform(TSR_DTYPE_F32, 4, TSR_SHAPE(2, 9, 9, 4), -1, 1, 5);
+        tsr_tensor *dy = new_uniform(TSR_DTYPE_F32, 4, TSR_SHAPE(2, 5, 5, 4), -1, 1, 6);
+        tsr_grad_reset(x, true);
+        tsr_ctx_begin_step(ctx);
+        tsr_backward_from(ctx, tsr_max_pool2d(ctx, x, 3, 2, TSR_PADDING_SAME), dy);
+        tsr_tensor *once = tsr_tensor_new(TSR_DTYPE_F32, 4, x->shape);
+        tsr_tensor_copy(once, tsr_grad_get(ctx, x));
+        tsr_backward_from(ctx, tsr_max_pool2d(ctx, x, 3, 2, TSR_PADDING_SAME), dy);
+        for (int64_t i = 0; i < tsr_tensor_numel(once); i++) tsr_f32(once)[i] *= 2;
+        /* (a + b) + a + b against 2 (a + b): equal up to rounding. */
+        tsr_test_allclose(tsr_grad_get(ctx, x), once, 1e-6, 1e-6, backend_names[k]);
+        tsr_tensor_free(x);
+        tsr_tensor_free(dy);
+        tsr_tensor_free(once);
+        tsr_ctx_free(ctx);
+    }
+}
+
+Test(max_pool2d, a_warm_step_allocates_nothing)
+{
+    tsr_ctx *ctx = tsr_ctx_new(&(tsr_ctx_options){.arena_bytes = 1 << 16});
+    tsr_tensor *x = new_uniform(TSR_DTYPE_F32, 4, TSR_SHAPE(4, 42, 42, 32), -1, 1, 7);
+    tsr_tensor *dy = new_uniform(TSR_DTYPE_F32, 4, TSR_SHAPE(4, 21, 21, 32), -1, 1, 8);
+    tsr_grad_reset(x, true);
+    uint64_t allocations = 0;
+    for (int step = 0; step < 4; step++) {
+        if (step == 2) allocations = tsr_arena_system_allocations(tsr_ctx_arena(ctx));
+        tsr_ctx_begin_step(ctx);
+        tsr_backward_from(ctx, tsr_max_pool2d(ctx, x, 3, 2, TSR_PADDING_SAME), dy);
+    }
+    cr_expect_eq(tsr_arena_system_allocations(tsr_ctx_arena(ctx)), allocations);
+    tsr_tensor_free(x);
+    tsr_tensor_free(dy);
+    tsr_ctx_free(ctx);
+}
