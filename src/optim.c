@@ -110,6 +110,8 @@ tsr_status tsr_optimizer_new(tsr_optimizer **out, tsr_params *params,
     TSR_ASSERT(out && params && options);
     *out = NULL;
     TSR_ASSERT_MSG(params->finalized, "optimizer over a parameter block that is not finalized");
+    TSR_ASSERT_MSG(params->dtype == TSR_DTYPE_F32, "optimizers update float32 parameters, not %s",
+                   tsr_dtype_name(params->dtype));
     tsr_status status = check_options(options, err);
     if (status != TSR_STATUS_OK) return status;
 
@@ -281,8 +283,8 @@ void tsr_optimizer_step(tsr_optimizer *opt, uint64_t epoch)
         const tsr_param *item = &p->items[i];
         size_t off = item->offset;
         int64_t n = tsr_tensor_numel(&item->value);
-        float *w = p->values + off;
-        const float *g = p->grads + off;
+        float *w = tsr_params_values_f32(p) + off;
+        const float *g = tsr_params_grads_f32(p) + off;
         switch (o->kind) {
         case TSR_OPTIMIZER_SGD:
             sgd_update(w, g, opt->state_count ? opt->state[0] + off : NULL, n,

@@ -10,7 +10,15 @@
 /* Each tensor starts on a 64-byte boundary (16 floats) for aligned kernels. */
 enum { ALIGN_FLOATS = 16 };
 
-void tsr_params_init(tsr_params *p) { memset(p, 0, sizeof *p); }
+void tsr_params_init_dtype(tsr_params *p, tsr_dtype dtype)
+{
+    TSR_ASSERT_MSG(dtype == TSR_DTYPE_F32 || dtype == TSR_DTYPE_F64, "parameters of %s",
+                   tsr_dtype_name(dtype));
+    memset(p, 0, sizeof *p);
+    p->dtype = dtype;
+}
+
+void tsr_params_init(tsr_params *p) { tsr_params_init_dtype(p, TSR_DTYPE_F32); }
 
 void tsr_params_fini(tsr_params *p)
 {
@@ -32,7 +40,7 @@ int tsr_params_add(tsr_params *p, const char *name, int ndim, const int64_t *sha
     tsr_param *item = &p->items[p->count];
     memset(item, 0, sizeof *item);
     snprintf(item->name, sizeof item->name, "%s", name);
-    item->value = tsr_tensor_view(NULL, TSR_DTYPE_F32, ndim, shape);
+    item->value = tsr_tensor_view(NULL, p->dtype, ndim, shape);
     item->flags = flags;
     item->offset = p->numel;
     size_t n = (size_t)tsr_tensor_numel(&item->value);
@@ -42,11 +50,12 @@ int tsr_params_add(tsr_params *p, const char *name, int ndim, const int64_t *sha
 
 static void point_views(tsr_params *p)
 {
+    size_t elt = tsr_dtype_size(p->dtype);
     for (int i = 0; i < p->count; i++) {
         tsr_param *item = &p->items[i];
-        item->value.data = p->values + item->offset;
-        item->grad = tsr_tensor_view(p->grads + item->offset, TSR_DTYPE_F32, item->value.ndim,
-                                     item->value.shape);
+        item->value.data = (char *)p->values + item->offset * elt;
+        item->grad = tsr_tensor_view((char *)p->grads + item->offset * elt, p->dtype,
+                                     item->value.ndim, item->value.shape);
         item->value.grad = &item->grad;
         item->value.requires_grad = true;
         item->value.grad_epoch = 0;
@@ -56,7 +65,7 @@ static void point_views(tsr_params *p)
 void tsr_params_finalize(tsr_params *p)
 {
     TSR_ASSERT(!p->finalized);
-    size_t bytes = (p->numel ? p->numel : 1) * sizeof(float);
+    size_t bytes = (p->numel ? p->numel : 1) * tsr_dtype_size(p->dtype);
     p->values = tsr_aligned_alloc(64, bytes);
     p->grads = tsr_aligned_alloc(64, bytes);
     memset(p->values, 0, bytes);
@@ -87,7 +96,7 @@ int64_t tsr_params_count(const tsr_params *p)
 
 void tsr_params_init_like(tsr_params *dst, const tsr_params *src)
 {
-    tsr_params_init(dst);
+    tsr_params_init_dtype(dst, src->dtype);
     for (int i = 0; i < src->count; i++)
         tsr_params_add(dst, src->items[i].name, src->items[i].value.ndim, src->items[i].value.shape,
                        src->items[i].flags);
@@ -96,9 +105,9 @@ void tsr_params_init_like(tsr_params *dst, const tsr_params *src)
 
 void tsr_params_copy_values(tsr_params *dst, const tsr_params *src)
 {
-    TSR_ASSERT_MSG(dst->numel == src->numel && dst->count == src->count,
-                   "parameter layouts differ (%zu vs %zu floats)", dst->numel, src->numel);
-    memcpy(dst->values, src->values, src->numel * sizeof(float));
+    TSR_ASSERT_MSG(dst->numel == src->numel && dst->count == src->count && dst->dtype == src->dtype,
+                   "parameter layouts differ (%zu vs %zu elements)", dst->numel, src->numel);
+    memcpy(dst->values, src->values, src->numel * tsr_dtype_size(src->dtype));
     tsr_params_bump_version(dst);
 }
 
@@ -123,9 +132,12 @@ double tsr_params_grad_norm(const tsr_params *p)
 {
     double sum = 0.0;
     for (int i = 0; i < p->count; i++) {
-        const float *g = tsr_f32(&p->items[i].grad);
-        int64_t n = tsr_tensor_numel(&p->items[i].grad);
-        for (int64_t j = 0; j < n; j++) sum += (double)g[j] * g[j];
+        const tsr_tensor *grad = &p->items[i].grad;
+        int64_t n = tsr_tensor_numel(grad);
+        if (p->dtype == TSR_DTYPE_F64)
+            for (int64_t j = 0; j < n; j++) sum += tsr_f64(grad)[j] * tsr_f64(grad)[j];
+        else
+            for (int64_t j = 0; j < n; j++) sum += (double)tsr_f32(grad)[j] * tsr_f32(grad)[j];
     }
     return sqrt(sum);
 }
@@ -134,8 +146,11 @@ double tsr_params_clip_grad_norm(tsr_params *p, double max_norm)
 {
     double norm = tsr_params_grad_norm(p);
     if (norm > max_norm && norm > 0.0) {
-        float scale = (float)(max_norm / norm);
-        for (size_t j = 0; j < p->numel; j++) p->grads[j] *= scale;
+        double scale = max_norm / norm;
+        if (p->dtype == TSR_DTYPE_F64)
+            for (size_t j = 0; j < p->numel; j++) ((double *)p->grads)[j] *= scale;
+        else
+            for (size_t j = 0; j < p->numel; j++) ((float *)p->grads)[j] *= (float)scale;
     }
     return norm;
 }
@@ -149,12 +164,25 @@ void tsr_init_fans(const tsr_tensor *w, int64_t *fan_in, int64_t *fan_out)
     *fan_out = w->shape[0] * receptive;
 }
 
+/* Writes element i of a float32 or float64 tensor (initialisers only). */
+static void put(tsr_tensor *w, int64_t i, double v)
+{
+    if (w->dtype == TSR_DTYPE_F64) tsr_f64(w)[i] = v;
+    else tsr_f32(w)[i] = (float)v;
+}
+
+static void check_init_target(const tsr_tensor *w)
+{
+    TSR_ASSERT_MSG((w->dtype == TSR_DTYPE_F32 || w->dtype == TSR_DTYPE_F64) &&
+                       tsr_tensor_is_contiguous(w),
+                   "initialising a %s tensor", tsr_dtype_name(w->dtype));
+}
+
 static void fill_uniform(tsr_tensor *w, double limit, tsr_rng *rng)
 {
-    TSR_ASSERT(w->dtype == TSR_DTYPE_F32 && tsr_tensor_is_contiguous(w));
-    float *x = tsr_f32(w);
+    check_init_target(w);
     int64_t n = tsr_tensor_numel(w);
-    for (int64_t i = 0; i < n; i++) x[i] = (float)((2.0 * tsr_rng_uniform(rng) - 1.0) * limit);
+    for (int64_t i = 0; i < n; i++) put(w, i, (2.0 * tsr_rng_uniform(rng) - 1.0) * limit);
 }
 
 void tsr_init_xavier_uniform(tsr_tensor *w, int64_t fan_in, int64_t fan_out, tsr_rng *rng)
@@ -169,17 +197,16 @@ void tsr_init_variance_scaling_uniform(tsr_tensor *w, double scale, int64_t fan_
 
 void tsr_init_lecun_normal(tsr_tensor *w, int64_t fan_in, tsr_rng *rng)
 {
-    TSR_ASSERT(w->dtype == TSR_DTYPE_F32 && tsr_tensor_is_contiguous(w));
+    check_init_target(w);
     /* Standard deviation of a unit normal truncated to [-2, 2]. */
     const double truncated_std = 0.87962566103423978;
     double std = sqrt(1.0 / (double)fan_in) / truncated_std;
-    float *x = tsr_f32(w);
     int64_t n = tsr_tensor_numel(w);
     for (int64_t i = 0; i < n; i++) {
         double z;
         do z = tsr_rng_normal(rng);
         while (z < -2.0 || z > 2.0);
-        x[i] = (float)(z * std);
+        put(w, i, z * std);
     }
 }
 

@@ -23,9 +23,10 @@ Test(params, tensors_are_views_into_one_aligned_block)
     for (int i = 0; i < p.count; i++) {
         tsr_tensor *t = tsr_params_tensor(&p, i);
         cr_expect_eq((uintptr_t)t->data % 64, 0, "%s is not aligned", p.items[i].name);
-        cr_expect((float *)t->data >= p.values && (float *)t->data < p.values + p.numel);
+        cr_expect((float *)t->data >= tsr_params_values_f32(&p) &&
+                  (float *)t->data < tsr_params_values_f32(&p) + p.numel);
         cr_expect(t->requires_grad);
-        cr_expect_eq(t->grad->data, (void *)(p.grads + p.items[i].offset));
+        cr_expect_eq(t->grad->data, (void *)(tsr_params_grads_f32(&p) + p.items[i].offset));
     }
     cr_expect_eq(tsr_params_find(&p, "q/weight"), 2);
     cr_expect_eq(tsr_params_find(&p, "nope"), -1);
@@ -52,7 +53,7 @@ Test(params, settle_zeroes_only_gradients_not_written_this_step)
 {
     tsr_params p;
     two_layer(&p);
-    for (size_t i = 0; i < p.numel; i++) p.grads[i] = 5.0f; /* stale values */
+    for (size_t i = 0; i < p.numel; i++) tsr_params_grads_f32(&p)[i] = 5.0f; /* stale values */
     tsr_params_tensor(&p, 1)->grad_epoch = 9;                /* written in step 9 */
     tsr_params_settle_grads(&p, 9);
     cr_expect_eq(tsr_f32(&p.items[0].grad)[0], 0.0f);
@@ -129,4 +130,30 @@ Test(init, variance_scaling_uniform_uses_the_fan_in_limit)
     tsr_init_zeros(w);
     cr_expect_eq(tsr_f32(w)[12345], 0.0f);
     tsr_tensor_free(w);
+}
+
+Test(params, float64_blocks_hold_double_views_for_gradient_checks)
+{
+    tsr_params p;
+    tsr_params_init_dtype(&p, TSR_DTYPE_F64);
+    int w = tsr_params_add(&p, "w", 2, TSR_SHAPE(3, 5), 0);
+    tsr_params_finalize(&p);
+    tsr_tensor *t = tsr_params_tensor(&p, w);
+    cr_expect_eq(t->dtype, TSR_DTYPE_F64);
+    cr_expect_eq(t->grad->dtype, TSR_DTYPE_F64);
+    tsr_rng rng;
+    tsr_rng_init(&rng, 1, 1);
+    tsr_init_xavier_uniform(t, 5, 3, &rng);
+    double limit = sqrt(6.0 / 8), sum = 0;
+    for (int i = 0; i < 15; i++) {
+        cr_expect_leq(fabs(tsr_f64(t)[i]), limit);
+        sum += fabs(tsr_f64(t)[i]);
+    }
+    cr_expect_gt(sum, 0.0);
+    tsr_params q;
+    tsr_params_init_like(&q, &p);
+    tsr_params_copy_values(&q, &p);
+    cr_expect_eq(tsr_f64(tsr_params_tensor(&q, w))[7], tsr_f64(t)[7]);
+    tsr_params_fini(&q);
+    tsr_params_fini(&p);
 }

@@ -47,15 +47,20 @@ typedef struct tsr_param {
 typedef struct tsr_params {
     tsr_param *items;
     int count, capacity;
-    float *values, *grads;
-    size_t numel; /* floats in each block, including alignment padding */
+    tsr_dtype dtype;      /* float32; float64 for gradient checks of layers */
+    void *values, *grads; /* blocks of `dtype` */
+    size_t numel; /* elements in each block, including alignment padding */
     uint64_t version;
     bool finalized;
 } tsr_params;
 
+/* An empty float32 block. */
 void tsr_params_init(tsr_params *p);
+/* An empty block of float32 or float64 (layers' gradient checks in double;
+ * optimizers take float32 blocks only). */
+void tsr_params_init_dtype(tsr_params *p, tsr_dtype dtype);
 void tsr_params_fini(tsr_params *p);
-/* Registers a float32 parameter; returns its index (a stable handle). Names
+/* Registers a parameter of the block's dtype; returns its index (a stable handle). Names
  * must be unique. Only before finalize. */
 int tsr_params_add(tsr_params *p, const char *name, int ndim, const int64_t *shape, unsigned flags);
 /* Allocates the zeroed blocks and points every tensor into them. */
@@ -64,7 +69,7 @@ void tsr_params_finalize(tsr_params *p);
 tsr_tensor *tsr_params_tensor(tsr_params *p, int index);
 /* Index of the parameter called `name`, or -1. */
 int tsr_params_find(const tsr_params *p, const char *name);
-/* Number of parameter floats (without padding). */
+/* Number of parameter elements (without padding). */
 int64_t tsr_params_count(const tsr_params *p);
 /* Makes `dst` a copy of `src`'s layout (names, shapes, flags), finalized. */
 void tsr_params_init_like(tsr_params *dst, const tsr_params *src);
@@ -94,6 +99,9 @@ void tsr_init_lecun_normal(tsr_tensor *w, int64_t fan_in, tsr_rng *rng);
 /* U(-a, a) with a = sqrt(3 * scale / fan_in) (variance_scaling, fan_in, uniform). */
 void tsr_init_variance_scaling_uniform(tsr_tensor *w, double scale, int64_t fan_in, tsr_rng *rng);
 void tsr_init_zeros(tsr_tensor *w);
+
+static inline float *tsr_params_values_f32(const tsr_params *p) { return (float *)p->values; }
+static inline float *tsr_params_grads_f32(const tsr_params *p) { return (float *)p->grads; }
 
 #ifdef __cplusplus
 }
