@@ -22,6 +22,7 @@ struct tsr_ctx {
     bool in_backward;
     tsr_backend backend;
     tsr_dnnl dnnl; /* engine, stream, primitive cache */
+    struct tsr_summary *summary; /* collecting layer rows, or NULL */
 };
 
 /* True when this op should use its oneDNN path for tensors of `dtype`. */

@@ -10,5 +10,6 @@
 #include "tessera/params.h"
 #include "tessera/ops.h"
 #include "tessera/optim.h"
+#include "tessera/layers.h"
 
 #endif

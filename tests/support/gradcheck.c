@@ -51,7 +51,10 @@ long tsr_test_gradcheck(tsr_test_forward_fn forward, tsr_tensor *const *inputs, 
     tsr_ctx_begin_step(ctx);
     for (int i = 0; i < count; i++) {
         TSR_ASSERT(inputs[i]->dtype == TSR_DTYPE_F64 || !inputs[i]->requires_grad);
-        tsr_grad_reset(inputs[i], inputs[i]->requires_grad);
+        if (inputs[i]->grad && !inputs[i]->grad_in_arena)
+            inputs[i]->grad_epoch = 0; /* a parameter: keep its gradient view */
+        else
+            tsr_grad_reset(inputs[i], inputs[i]->requires_grad);
     }
     tsr_tensor *out = forward(ctx, inputs, user);
     int64_t n_out = tsr_tensor_numel(out);
@@ -111,7 +114,9 @@ long tsr_test_gradcheck(tsr_test_forward_fn forward, tsr_tensor *const *inputs, 
                  what, bad, worst_input, worst_index, worst_a, worst_n);
         cr_expect_fail("%s", msg);
     }
-    for (int i = 0; i < count; i++) tsr_grad_reset(inputs[i], inputs[i]->requires_grad);
+    for (int i = 0; i < count; i++)
+        if (!inputs[i]->grad || inputs[i]->grad_in_arena)
+            tsr_grad_reset(inputs[i], inputs[i]->requires_grad);
     tsr_free(r);
     tsr_ctx_free(ctx);
     return bad;

@@ -21,8 +21,9 @@ typedef struct tsr_gradcheck_options {
     double atol; /* 0 picks 1e-8 */
 } tsr_gradcheck_options;
 
-/* inputs: heap float64 tensors (tsr_tensor_new); set requires_grad on those to
- * check. Returns the number of mismatching elements (also reported). */
+/* inputs: float64 tensors — heap tensors (tsr_tensor_new) with requires_grad
+ * set on those to check, or parameter tensors of a float64 tsr_params block
+ * (their gradient views are kept). The context the forward gets is fresh. Returns the number of mismatching elements (also reported). */
 long tsr_test_gradcheck(tsr_test_forward_fn forward, tsr_tensor *const *inputs, int count,
                         void *user, const tsr_gradcheck_options *options, const char *what);
 
