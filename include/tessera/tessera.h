@@ -11,5 +11,6 @@
 #include "tessera/ops.h"
 #include "tessera/optim.h"
 #include "tessera/layers.h"
+#include "tessera/config.h"
 
 #endif
