@@ -18,6 +18,7 @@ esac
 
 packages=(build-essential meson ninja-build pkg-config libdnnl-dev libhdf5-dev hdf5-tools
           libcriterion-dev libomp-dev libinih-dev)
+packages+=(liblapacke-dev) # LAPACK's SVD for the feature-rank diagnostic
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -12,5 +12,14 @@
 #include "tessera/optim.h"
 #include "tessera/layers.h"
 #include "tessera/config.h"
+#include "tessera/network.h"
+#include "tessera/run_config.h"
+#include "tessera/env.h"
+#include "tessera/ops_encoders.h"
+#include "tessera/encoders.h"
+#include "tessera/losses.h"
+#include "tessera/pruning.h"
+#include "tessera/moe.h"
+#include "tessera/diagnostics.h"
 
 #endif

@@ -4,5 +4,7 @@
 #define TESSERA_CLI_COMMANDS_H
 
 int tsr_cmd_version(int argc, char **argv);
+int tsr_cmd_summary(int argc, char **argv);
+int tsr_cmd_env(int argc, char **argv);
 
 #endif

@@ -12,7 +12,9 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
+    {"summary", tsr_cmd_summary, "summary CONFIG [...]    every layer of a network: shape, parameters, FLOPs"},
     {"version", tsr_cmd_version, "version                 print the tessera and oneDNN versions"},
+    {"env", tsr_cmd_env, "env run NAME | env list play an environment with a random policy"},
 };
 
 static void print_usage(FILE *out)

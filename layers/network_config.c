@@ -1,0 +1,89 @@
+/* network_config.c — the [network] section: keys, defaults, cross-checks. */
+#include <stddef.h>
+#include <string.h>
+
+#include "tessera/network.h"
+#include "tessera/status.h"
+
+const char *const tsr_encoder_names[] = {"nature", "impala", "minatar", NULL};
+const char *const tsr_head_names[] = {"dense", "softmoe", "topk", NULL};
+const char *const tsr_token_names[] = {"per_conv", "per_feature_map", "per_sample", "per_patch",
+                                       "avg_pool", NULL};
+const char *const tsr_mix_mode_names[] = {"full", "no_dispatch", "no_combine", "none", NULL};
+const char *const tsr_padding_names[] = {"same", "valid", NULL};
+const char *const tsr_network_init_names[] = {"dqn", "rainbow", NULL};
+
+#define KEY(name, type, min, max, choices, def, help)                                         \
+    {"network", #name, type, offsetof(tsr_network_config, name), min, max, choices, def, help}
+
+static const tsr_config_key network_keys[] = {
+    KEY(encoder, TSR_CONFIG_ENUM, 0, 0, tsr_encoder_names, "nature",
+        "encoder: Nature DQN CNN, IMPALA ResNet (16, 32, 32 channels) or MinAtar conv"),
+    KEY(width_scale, TSR_CONFIG_INT, 1, 64, NULL, "1", "multiplier of the encoder's channels"),
+    KEY(padding, TSR_CONFIG_ENUM, 0, 0, tsr_padding_names, "same",
+        "padding of the Nature and MinAtar convs (IMPALA is always same)"),
+    KEY(head, TSR_CONFIG_ENUM, 0, 0, tsr_head_names, "dense",
+        "dense: flatten -> dense(hidden) -> ReLU; softmoe / topk: tokens -> mixture of experts"),
+    KEY(tokens, TSR_CONFIG_ENUM, 0, 0, tsr_token_names, "per_conv",
+        "how the encoder output becomes tokens (MoE heads)"),
+    KEY(patch_size, TSR_CONFIG_INT, 1, 64, NULL, "3", "per_patch / avg_pool: patch side"),
+    KEY(patch_embedding, TSR_CONFIG_INT, 1, 65536, NULL, "32", "per_patch: token width"),
+    KEY(hidden, TSR_CONFIG_INT, 1, 1 << 20, NULL, "512",
+        "hidden width of the dense head, or of each expert's MLP"),
+    KEY(scale_hidden_by_experts, TSR_CONFIG_BOOL, 0, 0, NULL, "false",
+        "dense head: multiply the hidden width by num_experts (match the parameters)"),
+    KEY(num_experts, TSR_CONFIG_INT, 1, 1024, NULL, "1", "experts E (softmoe with 1: tokenized single expert)"),
+    KEY(capacity_factor, TSR_CONFIG_DOUBLE, 1e-3, 1e3, NULL, "1.0",
+        "slots (softmoe) or capacity (topk) per expert: ceil(tokens * c / E)"),
+    KEY(router_normalization, TSR_CONFIG_BOOL, 0, 0, NULL, "false",
+        "softmoe: L2-normalise tokens and router columns, with a learned scale"),
+    KEY(random_router, TSR_CONFIG_BOOL, 0, 0, NULL, "false",
+        "softmoe: draw a fresh N(0, 1) router every pass (not learned)"),
+    KEY(mix_mode, TSR_CONFIG_ENUM, 0, 0, tsr_mix_mode_names, "full",
+        "softmoe ablations: bypass dispatch and/or combine"),
+    KEY(top_k, TSR_CONFIG_INT, 1, 1, NULL, "1", "topk: experts per token (top-1)"),
+    KEY(noisy_routing, TSR_CONFIG_BOOL, 0, 0, NULL, "false", "topk: Gaussian noise on router logits"),
+    KEY(routing_noise_std, TSR_CONFIG_DOUBLE, 0, 1e3, NULL, "1.0",
+        "topk: the noise's std is this over num_experts"),
+    KEY(extra_dense, TSR_CONFIG_BOOL, 0, 0, NULL, "false",
+        "MoE heads: dense(hidden) + ReLU after flattening the tokens"),
+    KEY(dueling, TSR_CONFIG_BOOL, 0, 0, NULL, "false", "dueling value and advantage streams"),
+    KEY(noisy, TSR_CONFIG_BOOL, 0, 0, NULL, "false",
+        "NoisyNet layers in the head (hidden and output), as Dopamine's Full Rainbow"),
+    KEY(init, TSR_CONFIG_ENUM, 0, 0, tsr_network_init_names, "dqn",
+        "kernel init: dqn = xavier-uniform; rainbow = variance_scaling(1/sqrt(3), fan_in)"),
+};
+
+int tsr_network_config_keys(size_t offset, tsr_config_key *out, int capacity)
+{
+    int n = (int)(sizeof network_keys / sizeof network_keys[0]);
+    for (int i = 0; i < n && i < capacity; i++) {
+        out[i] = network_keys[i];
+        out[i].offset += offset;
+    }
+    return n;
+}
+
+tsr_status tsr_network_config_validate(const tsr_network_config *cfg, tsr_error *err)
+{
+    if (cfg->head == TSR_HEAD_TOPK && cfg->top_k > cfg->num_experts)
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "network.top_k = %lld exceeds network.num_experts = %lld",
+                             (long long)cfg->top_k, (long long)cfg->num_experts);
+    if (cfg->head != TSR_HEAD_SOFTMOE && (cfg->random_router || cfg->mix_mode != TSR_MOE_MIX_FULL))
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "network.random_router and network.mix_mode apply to head = softmoe, "
+                             "not head = %s", tsr_head_names[cfg->head]);
+    if (cfg->head != TSR_HEAD_TOPK && cfg->noisy_routing)
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "network.noisy_routing applies to head = topk, not head = %s",
+                             tsr_head_names[cfg->head]);
+    if (cfg->head == TSR_HEAD_DENSE && cfg->tokens != TSR_TOKENS_PER_CONV)
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "network.tokens applies to the MoE heads; head = dense flattens");
+    if (cfg->encoder == TSR_ENCODER_IMPALA && cfg->padding != TSR_PADDING_SAME)
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "network.padding = valid is not available for encoder = impala "
+                             "(its convs and pools are always same)");
+    return TSR_STATUS_OK;
+}

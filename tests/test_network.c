@@ -1,0 +1,190 @@
+/* Networks built from a config block: shapes, parameters, gradients. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "support/allclose.h"
+#include "support/gradcheck.h"
+#include "tessera/tessera.h"
+
+static tsr_network_config config_from(const char *const *overrides, int n)
+{
+    tsr_run_schema schema;
+    tsr_run_schema_init(&schema);
+    tsr_run_config cfg;
+    tsr_error err;
+    cr_assert_eq(tsr_run_config_load(&schema, &cfg, NULL, (char *const *)overrides, n, &err),
+                 TSR_STATUS_OK, "%s", err.message);
+    return cfg.network;
+}
+
+#define CONFIG(...)                                                                            \
+    config_from((const char *const[]){__VA_ARGS__},                                            \
+                (int)(sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *)))
+
+static void expect_output_shape(tsr_network_config cfg, tsr_image_shape in, int64_t atoms,
+                                int64_t batch)
+{
+    tsr_network net;
+    tsr_error err;
+    cr_assert_eq(tsr_network_init(&net, &cfg, in, 6, atoms, 1.0f, TSR_DTYPE_F32, &err),
+                 TSR_STATUS_OK, "%s", err.message);
+    tsr_rng rng;
+    tsr_rng_init(&rng, 1, TSR_RNG_STREAM_INIT);
+    tsr_network_reset(&net, &rng);
+    tsr_ctx *ctx = tsr_ctx_new(NULL);
+    tsr_tensor *obs = tsr_tensor_new(TSR_DTYPE_U8, 4, TSR_SHAPE(batch, in.h, in.w, in.c));
+    tsr_rng noise_rng;
+    tsr_rng_init(&noise_rng, 1, TSR_RNG_STREAM_NOISE);
+    tsr_noise noise = {&noise_rng, false};
+    tsr_ctx_begin_step(ctx);
+    tsr_tensor *q = tsr_network_forward(&net, ctx, obs, &noise);
+    if (atoms == 1) {
+        cr_expect_eq(q->ndim, 2);
+    } else {
+        cr_expect_eq(q->ndim, 3);
+        cr_expect_eq(q->shape[2], atoms);
+    }
+    cr_expect_eq(q->shape[0], batch);
+    cr_expect_eq(q->shape[1], 6);
+    tsr_tensor_free(obs);
+    tsr_ctx_free(ctx);
+    tsr_network_fini(&net);
+}
+
+Test(network, every_documented_head_builds_for_atari_and_minatar_shapes)
+{
+    tsr_network_config configs[] = {
+        CONFIG("network.encoder=impala"),
+        CONFIG("network.encoder=impala", "network.head=softmoe", "network.num_experts=4"),
+        CONFIG("network.encoder=impala", "network.head=softmoe", "network.num_experts=1",
+               "network.hidden=2048"),
+        CONFIG("network.encoder=impala", "network.head=topk", "network.num_experts=4"),
+        CONFIG("network.encoder=nature", "network.dueling=true", "network.noisy=true"),
+    };
+    tsr_image_shape shapes[] = {{84, 84, 4}, {10, 10, 7}};
+    for (size_t c = 0; c < sizeof configs / sizeof configs[0]; c++)
+        for (int s = 0; s < 2; s++)
+            for (int b = 0; b < 2; b++) expect_output_shape(configs[c], shapes[s], c == 4 ? 51 : 1, b ? 32 : 1);
+}
+
+Test(network, parameter_counts_follow_the_arithmetic)
+{
+    /* IMPALA + Soft MoE-4 at 84x84x4: encoder 129,632 (the summary's rows),
+     * experts 4 x 33,312, phi 32 x 4 x 31 = 3,968 plus its scale, output
+     * 3,872 x 6 + 6. */
+    tsr_network_config cfg =
+        CONFIG("network.encoder=impala", "network.head=softmoe", "network.num_experts=4");
+    tsr_network net;
+    tsr_error err;
+    cr_assert_eq(tsr_network_init(&net, &cfg, (tsr_image_shape){84, 84, 4}, 6, 1, 1.0f,
+                                  TSR_DTYPE_F32, &err), TSR_STATUS_OK, "%s", err.message);
+    int64_t encoder = 592 + 4 * 2320 + 4640 + 4 * 9248 + 9248 + 4 * 9248;
+    cr_expect_eq(tsr_params_count(&net.params), encoder + 4 * 33312 + 3968 + 1 + 3872 * 6 + 6);
+    tsr_network_fini(&net);
+
+    /* The dense baseline with its hidden layer widened by E = 4. */
+    cfg = CONFIG("network.encoder=impala", "network.scale_hidden_by_experts=true",
+                 "network.num_experts=4");
+    cr_assert_eq(tsr_network_init(&net, &cfg, (tsr_image_shape){84, 84, 4}, 6, 1, 1.0f,
+                                  TSR_DTYPE_F32, &err), TSR_STATUS_OK, "%s", err.message);
+    cr_expect_eq(tsr_params_count(&net.params), encoder + 3872 * 2048 + 2048 + 2048 * 6 + 6);
+    tsr_network_fini(&net);
+}
+
+Test(network, online_and_target_built_from_one_config_share_a_layout)
+{
+    tsr_network_config cfg = CONFIG("network.encoder=minatar", "network.head=softmoe");
+    tsr_network online, target;
+    tsr_error err;
+    tsr_image_shape in = {10, 10, 4};
+    cr_assert_eq(tsr_network_init(&online, &cfg, in, 6, 1, 1.0f, TSR_DTYPE_F32, &err), TSR_STATUS_OK);
+    cr_assert_eq(tsr_network_init(&target, &cfg, in, 6, 1, 1.0f, TSR_DTYPE_F32, &err), TSR_STATUS_OK);
+    tsr_rng rng;
+    tsr_rng_init(&rng, 3, TSR_RNG_STREAM_INIT);
+    tsr_network_reset(&online, &rng);
+    tsr_params_copy_values(&target.params, &online.params);
+    tsr_ctx *ctx = tsr_ctx_new(NULL);
+    tsr_tensor *obs = tsr_tensor_new(TSR_DTYPE_U8, 4, TSR_SHAPE(8, 10, 10, 4));
+    for (int i = 0; i < 800; i += 3) tsr_u8(obs)[i] = 1;
+    tsr_ctx_begin_step(ctx);
+    tsr_tensor *a = tsr_network_forward(&online, ctx, obs, NULL);
+    tsr_tensor *b = tsr_network_forward(&target, ctx, obs, NULL);
+    tsr_test_allclose(a, b, 0, 0, "online vs synced target");
+    tsr_tensor_free(obs);
+    tsr_ctx_free(ctx);
+    tsr_network_fini(&online);
+    tsr_network_fini(&target);
+}
+
+Test(network, cross_key_errors_name_the_keys)
+{
+    tsr_run_schema schema;
+    tsr_run_schema_init(&schema);
+    tsr_run_config cfg;
+    tsr_error err;
+    char *bad[] = {"network.mix_mode=none"};
+    cr_expect_eq(tsr_run_config_load(&schema, &cfg, NULL, bad, 1, &err), TSR_STATUS_INVALID_ARGUMENT);
+    cr_expect(strstr(err.message, "network.mix_mode"), "%s", err.message);
+    char *bad_env[] = {"env.name=minatar/pong"};
+    cr_expect_eq(tsr_run_config_load(&schema, &cfg, NULL, bad_env, 1, &err), TSR_STATUS_INVALID_ARGUMENT);
+    cr_expect(strstr(err.message, "minatar/breakout"), "lists valid names: %s", err.message);
+}
+
+/* ---- gradients through whole small networks, in double ---- */
+
+typedef struct net_case {
+    tsr_network net;
+    tsr_rng noise_rng;
+} net_case;
+
+static tsr_tensor *net_forward(tsr_ctx *ctx, tsr_tensor *const *in, void *user)
+{
+    net_case *c = user;
+    tsr_rng rng = c->noise_rng; /* the same noise in every evaluation */
+    tsr_noise noise = {&rng, false};
+    return tsr_network_forward(&c->net, ctx, in[0], &noise);
+}
+
+static void gradcheck_network(tsr_network_config cfg, int64_t atoms)
+{
+    net_case c;
+    tsr_error err;
+    cr_assert_eq(tsr_network_init(&c.net, &cfg, (tsr_image_shape){5, 5, 2}, 3, atoms, 1.0f,
+                                  TSR_DTYPE_F64, &err), TSR_STATUS_OK, "%s", err.message);
+    tsr_rng rng;
+    tsr_rng_init(&rng, 9, TSR_RNG_STREAM_INIT);
+    tsr_network_reset(&c.net, &rng);
+    tsr_rng_init(&c.noise_rng, 9, TSR_RNG_STREAM_NOISE);
+    tsr_tensor *obs = tsr_tensor_new(TSR_DTYPE_F64, 4, TSR_SHAPE(2, 5, 5, 2));
+    tsr_test_fill_uniform(obs, 0, 1, 10);
+    tsr_tensor *inputs[1 + 64] = {obs};
+    int n = 1;
+    for (int i = 0; i < c.net.params.count && n < 65; i++)
+        inputs[n++] = tsr_params_tensor(&c.net.params, i);
+    tsr_test_gradcheck(net_forward, inputs, n > 16 ? 16 : n, &c, NULL, "network");
+    tsr_tensor_free(obs);
+    tsr_network_fini(&c.net);
+}
+
+Test(network, dense_head_matches_finite_differences)
+{
+    gradcheck_network(CONFIG("network.encoder=minatar", "network.width_scale=1", "network.hidden=8"), 1);
+}
+
+Test(network, soft_moe_head_matches_finite_differences)
+{
+    gradcheck_network(CONFIG("network.encoder=minatar", "network.head=softmoe",
+                             "network.num_experts=2", "network.hidden=6"), 1);
+}
+
+Test(network, topk_head_matches_finite_differences)
+{
+    gradcheck_network(CONFIG("network.encoder=minatar", "network.head=topk", "network.num_experts=2",
+                             "network.hidden=6", "network.capacity_factor=2.0"), 1);
+}
+
+Test(network, noisy_dueling_distributional_head_matches_finite_differences)
+{
+    gradcheck_network(CONFIG("network.encoder=minatar", "network.hidden=6", "network.dueling=true",
+                             "network.noisy=true"), 5);
+}
