@@ -17,8 +17,7 @@ case "$mode" in
 esac
 
 packages=(build-essential meson ninja-build pkg-config libdnnl-dev libhdf5-dev hdf5-tools
-          libcriterion-dev libomp-dev libinih-dev)
-packages+=(liblapacke-dev) # LAPACK's SVD for the feature-rank diagnostic
+          libcriterion-dev libomp-dev libinih-dev liblapacke-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -50,10 +49,24 @@ if [[ $mode == run ]]; then
   exec ./build/bench/bench_ops
 fi
 
+# Runs one suite and prints a closing "NAME: N passed, N failed" line.
+suite() { # suite NAME BUILD_DIR [meson test options...]
+  local name=$1 dir=$2; shift 2
+  local log status=0
+  log=$(mktemp)
+  meson test -C "$dir" --print-errorlogs --num-processes "$jobs" "$@" | tee "$log" || status=$?
+  local ok fail
+  ok=$(awk '/^Ok:/ {print $2}' "$log")
+  fail=$(awk '/^(Fail|Timeout|Unexpected Pass):/ {n += $NF} END {print n + 0}' "$log")
+  rm -f "$log"
+  echo "${name}: ${ok:-0} passed, ${fail} failed"
+  return "$status"
+}
+
 # Release suite, then the same suite under AddressSanitizer + UBSan.
-meson test -C build --print-errorlogs --num-processes "$jobs"
+suite release build
 build build-sanitize --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp
-meson test -C build-sanitize --print-errorlogs --num-processes "$jobs" --timeout-multiplier 4
+suite sanitizers build-sanitize --timeout-multiplier 4

@@ -3,7 +3,7 @@
  * the caller's buffers, so the result does not depend on the thread count. */
 #include <string.h>
 
-#include "games.h"
+#include "tessera/env.h"
 
 tsr_status tsr_vec_env_new(tsr_vec_env **out, tsr_env_game game, const tsr_env_options *options,
                            int num_envs, uint64_t seed, tsr_error *err)
