@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "pool_window.h"
 #include "kernels/encoder_kernels.h"
 #include "tessera/ops_encoders.h"
 #include "tessera/status.h"
@@ -19,13 +20,7 @@ enum {
     AVG_POOL_BWD,
 };
 
-typedef struct avg_pool_key {
-    uint32_t op;
-    int32_t kernel, stride;
-    int32_t unused;
-    int64_t n, h, w, c, out_h, out_w;
-    int64_t pad_top, pad_left, pad_bottom, pad_right;
-} avg_pool_key;
+typedef tsr_pool_key avg_pool_key;
 
 static void key_descs(const avg_pool_key *k, dnnl_memory_desc_t *src, dnnl_memory_desc_t *dst,
                       dnnl_dims_t strides, dnnl_dims_t kernel, dnnl_dims_t pad_l, dnnl_dims_t pad_r)
@@ -122,31 +117,9 @@ tsr_tensor *tsr_avg_pool2d(tsr_ctx *ctx, tsr_tensor *x, int kernel, int stride, 
     TSR_ASSERT_MSG(x->dtype == TSR_DTYPE_F32 || x->dtype == TSR_DTYPE_F64, "avg_pool2d of %s",
                    tsr_dtype_name(x->dtype));
     TSR_ASSERT(tsr_tensor_is_contiguous(x));
-    TSR_ASSERT_MSG(kernel > 0 && stride > 0, "avg_pool2d: kernel %d, stride %d", kernel, stride);
     avg_pool_key key;
-    memset(&key, 0, sizeof key);
-    key.kernel = kernel;
-    key.stride = stride;
-    key.n = x->shape[0];
-    key.h = x->shape[1];
-    key.w = x->shape[2];
-    key.c = x->shape[3];
-    tsr_conv_output_size(key.h, kernel, stride, padding, &key.out_h, &key.pad_top);
-    tsr_conv_output_size(key.w, kernel, stride, padding, &key.out_w, &key.pad_left);
-    int64_t after_h = (key.out_h - 1) * stride + kernel - key.h - key.pad_top;
-    int64_t after_w = (key.out_w - 1) * stride + kernel - key.w - key.pad_left;
-    key.pad_bottom = after_h > 0 ? after_h : 0;
-    key.pad_right = after_w > 0 ? after_w : 0;
-    /* Every window holds at least one in-image position (true of SAME and
-     * VALID), so no divisor is zero. */
-    TSR_ASSERT(key.pad_top < kernel && key.pad_left < kernel && key.pad_bottom < kernel &&
-               key.pad_right < kernel);
-    tsr_conv_geometry g = {
-        .n = key.n, .h = key.h, .w = key.w, .c = key.c, .o = key.c,
-        .kernel_h = kernel, .kernel_w = kernel,
-        .out_h = key.out_h, .out_w = key.out_w, .stride = stride,
-        .pad_top = key.pad_top, .pad_left = key.pad_left,
-    };
+    tsr_conv_geometry g;
+    tsr_pool_window(x, kernel, stride, padding, &key, &g);
     tsr_tensor *y = tsr_ctx_tensor(ctx, x->dtype, 4, TSR_SHAPE(key.n, key.out_h, key.out_w, key.c));
     bool record = tsr_ctx_should_record(ctx, 1, &x);
 
