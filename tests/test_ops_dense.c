@@ -7,94 +7,12 @@
 
 #include "support/allclose.h"
 #include "support/gradcheck.h"
+#include "support/parity.h"
 #include "tessera/tessera.h"
 
 /* ---- helpers ---- */
 
-/* Float32 parity: |a - b| <= 1e-4 |b| + 1e-5 max|b| (the absolute floor scales
- * with the result's magnitude: long sums cancel). Logs the worst error in
- * units of the tolerance, so the margin is visible in the test log. */
-static void expect_parity(const tsr_tensor *got, const tsr_tensor *want, const char *what)
-{
-    int64_t n = tsr_tensor_numel(want);
-    double scale = 0;
-    for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs(tsr_f32(want)[i]));
-    double rtol = 1e-4, atol = 1e-5 * (scale > 0 ? scale : 1);
-    double worst = 0, worst_abs = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double diff = fabs((double)tsr_f32(got)[i] - tsr_f32(want)[i]);
-        worst = fmax(worst, diff / (atol + rtol * fabs(tsr_f32(want)[i])));
-        worst_abs = fmax(worst_abs, diff);
-    }
-    cr_log_info("%s: worst |diff| %.3g (max|ref| %.3g), %.3f of the tolerance", what, worst_abs,
-                scale, worst);
-    tsr_test_allclose(got, want, rtol, atol, what);
-}
-
-typedef tsr_tensor *(*op_fn)(tsr_ctx *ctx, tsr_tensor *const *in, void *user);
-
-enum { MAX_INPUTS = 4 };
-
-/* The output and every input gradient of one forward + backward, copied to
- * the heap. */
-typedef struct run_result {
-    tsr_tensor *out;
-    tsr_tensor *grad[MAX_INPUTS];
-} run_result;
-
-static tsr_tensor *heap_copy(const tsr_tensor *t)
-{
-    tsr_tensor *c = tsr_tensor_new(t->dtype, t->ndim, t->shape);
-    tsr_tensor_copy(c, t);
-    return c;
-}
-
-/* Runs op on `backend` and backpropagates a fixed random output gradient. */
-static run_result run_op(tsr_backend backend, op_fn op, tsr_tensor *const *inputs, int count,
-                         void *user)
-{
-    tsr_ctx *ctx = tsr_ctx_new(&(tsr_ctx_options){.backend = backend});
-    tsr_ctx_begin_step(ctx);
-    for (int i = 0; i < count; i++) tsr_grad_reset(inputs[i], inputs[i]->requires_grad);
-    tsr_tensor *out = op(ctx, inputs, user);
-    tsr_tensor *dy = tsr_tensor_new(out->dtype, out->ndim, out->shape);
-    tsr_test_fill_uniform(dy, -1, 1, 99);
-    tsr_backward_from(ctx, out, dy);
-    run_result r = {.out = heap_copy(out)};
-    for (int i = 0; i < count; i++) {
-        tsr_tensor *g = tsr_grad_get(ctx, inputs[i]);
-        cr_assert(!inputs[i]->requires_grad || g, "input %d received no gradient", i);
-        r.grad[i] = g ? heap_copy(g) : NULL;
-        tsr_grad_reset(inputs[i], inputs[i]->requires_grad);
-    }
-    tsr_tensor_free(dy);
-    tsr_ctx_free(ctx);
-    return r;
-}
-
-static void free_result(run_result *r)
-{
-    tsr_tensor_free(r->out);
-    for (int i = 0; i < MAX_INPUTS; i++) tsr_tensor_free(r->grad[i]);
-}
-
-/* oneDNN against the reference kernels, forward and every input gradient. */
-static void check_parity(op_fn op, tsr_tensor *const *inputs, int count, void *user,
-                         const char *what)
-{
-    run_result fast = run_op(TSR_BACKEND_DNNL, op, inputs, count, user);
-    run_result ref = run_op(TSR_BACKEND_REFERENCE, op, inputs, count, user);
-    char label[160];
-    snprintf(label, sizeof label, "%s forward", what);
-    expect_parity(fast.out, ref.out, label);
-    for (int i = 0; i < count; i++) {
-        if (!ref.grad[i]) continue;
-        snprintf(label, sizeof label, "%s gradient of input %d", what, i);
-        expect_parity(fast.grad[i], ref.grad[i], label);
-    }
-    free_result(&fast);
-    free_result(&ref);
-}
+typedef tsr_test_forward_fn op_fn;
 
 static tsr_tensor *new_uniform(tsr_dtype dtype, int ndim, const int64_t *shape, double bound,
                                uint64_t seed)
@@ -199,11 +117,11 @@ static void linear_parity(int64_t batch)
         char what[96];
         snprintf(what, sizeof what, "linear (%lld, %lld) -> %lld relu %d", (long long)batch,
                  (long long)in, (long long)out, c.relu);
-        check_parity(linear_forward, inputs, 3, &c, what);
+        tsr_test_check_parity(linear_forward, inputs, 3, &c, what);
         c.bias = false;
         snprintf(what, sizeof what, "linear (%lld, %lld) -> %lld relu %d no bias",
                  (long long)batch, (long long)in, (long long)out, c.relu);
-        check_parity(linear_forward, inputs, 2, &c, what);
+        tsr_test_check_parity(linear_forward, inputs, 2, &c, what);
         for (int i = 0; i < 3; i++) tsr_tensor_free(inputs[i]);
     }
 }
@@ -235,7 +153,7 @@ Test(linear, second_use_in_a_step_accumulates_on_both_backends)
         new_uniform(TSR_DTYPE_F32, 2, TSR_SHAPE(128, 1600), 0.025, 52),
         new_uniform(TSR_DTYPE_F32, 1, TSR_SHAPE(128), 0.1, 53),
     };
-    check_parity(linear_twice, inputs, 3, NULL, "linear used twice");
+    tsr_test_check_parity(linear_twice, inputs, 3, NULL, "linear used twice");
     for (int i = 0; i < 3; i++) tsr_tensor_free(inputs[i]);
 
     tsr_tensor *in64[3] = {
@@ -257,10 +175,10 @@ Test(linear, caches_a_blocked_layout_from_a_versions_second_use_until_it_changes
 
     /* First use of a version: the plain weights, nothing cached. */
     tsr_ctx_begin_step(ctx);
-    tsr_tensor *first = heap_copy(tsr_linear(ctx, x, w, NULL, false, &cache));
+    tsr_tensor *first = tsr_test_heap_copy(tsr_linear(ctx, x, w, NULL, false, &cache));
     cr_expect_null(cache.data, "the first use of a version reordered the weights");
     /* Second use: reordered into the cache; both paths compute the same. */
-    tsr_tensor *before = heap_copy(tsr_linear(ctx, x, w, NULL, false, &cache));
+    tsr_tensor *before = tsr_test_heap_copy(tsr_linear(ctx, x, w, NULL, false, &cache));
     cr_assert_not_null(cache.data, "a blocked layout was cached");
     cr_expect_eq(cache.source, w->data);
     tsr_test_allclose(before, first, 1e-5, 1e-6, "cached blocked vs plain weights");
@@ -272,7 +190,7 @@ Test(linear, caches_a_blocked_layout_from_a_versions_second_use_until_it_changes
     tsr_ctx_begin_step(ctx);
     tsr_tensor *stale = tsr_linear(ctx, x, w, NULL, false, &cache);
     tsr_test_allclose(stale, before, 0, 0, "stale cached layout");
-    tsr_tensor *fresh_ref = heap_copy(tsr_linear(ctx, x, w, NULL, false, NULL));
+    tsr_tensor *fresh_ref = tsr_test_heap_copy(tsr_linear(ctx, x, w, NULL, false, NULL));
     w->version++;
     tsr_tensor *fresh_plain = tsr_linear(ctx, x, w, NULL, false, &cache);
     tsr_test_allclose(fresh_plain, fresh_ref, 0, 0, "plain weights after a version bump");
@@ -430,7 +348,7 @@ Test(matmul, onednn_matches_reference_on_soft_moe_logits)
         new_uniform(TSR_DTYPE_F32, 3, TSR_SHAPE(32, 121, 32), 1, 401),
         new_uniform(TSR_DTYPE_F32, 3, TSR_SHAPE(1, 32, 124), 0.2, 402),
     };
-    check_parity(matmul_forward, in, 2, &c, "soft moe logits X phi");
+    tsr_test_check_parity(matmul_forward, in, 2, &c, "soft moe logits X phi");
     tsr_tensor_free(in[0]);
     tsr_tensor_free(in[1]);
 }
@@ -443,7 +361,7 @@ Test(matmul, onednn_matches_reference_on_soft_moe_dispatch)
         new_uniform(TSR_DTYPE_F32, 3, TSR_SHAPE(32, 121, 124), 1, 411),
         new_uniform(TSR_DTYPE_F32, 3, TSR_SHAPE(32, 121, 32), 1, 412),
     };
-    check_parity(matmul_forward, in, 2, &c, "soft moe dispatch D^T X");
+    tsr_test_check_parity(matmul_forward, in, 2, &c, "soft moe dispatch D^T X");
     tsr_tensor_free(in[0]);
     tsr_tensor_free(in[1]);
 }
@@ -456,7 +374,7 @@ Test(matmul, onednn_matches_reference_on_soft_moe_combine)
         new_uniform(TSR_DTYPE_F32, 3, TSR_SHAPE(32, 121, 124), 1, 421),
         new_uniform(TSR_DTYPE_F32, 3, TSR_SHAPE(32, 124, 32), 1, 422),
     };
-    check_parity(matmul_forward, in, 2, &c, "soft moe combine C Y");
+    tsr_test_check_parity(matmul_forward, in, 2, &c, "soft moe combine C Y");
     tsr_tensor_free(in[0]);
     tsr_tensor_free(in[1]);
 }
@@ -468,7 +386,7 @@ Test(matmul, onednn_matches_reference_with_transposed_b_and_batch_1)
         new_uniform(TSR_DTYPE_F32, 3, TSR_SHAPE(1, 121, 32), 1, 431),
         new_uniform(TSR_DTYPE_F32, 3, TSR_SHAPE(1, 124, 32), 1, 432),
     };
-    check_parity(matmul_forward, in, 2, &c, "matmul a b^T at batch 1");
+    tsr_test_check_parity(matmul_forward, in, 2, &c, "matmul a b^T at batch 1");
     tsr_tensor_free(in[0]);
     tsr_tensor_free(in[1]);
 }
@@ -494,7 +412,7 @@ Test(matmul, repeated_use_in_a_step_accumulates_on_both_backends)
         };
         char what[64];
         snprintf(what, sizeof what, "matmul used four ways (broadcast side %d)", broadcast);
-        check_parity(matmul_four_ways, in, 2, NULL, what);
+        tsr_test_check_parity(matmul_four_ways, in, 2, NULL, what);
         tsr_tensor_free(in[0]);
         tsr_tensor_free(in[1]);
         tsr_tensor *in64[2] = {
@@ -517,15 +435,15 @@ Test(matmul, reference_results_do_not_depend_on_the_thread_count)
     };
     int threads = omp_get_max_threads();
     omp_set_num_threads(1);
-    run_result one = run_op(TSR_BACKEND_REFERENCE, matmul_forward, in, 2, &c);
+    tsr_test_run_result one = tsr_test_run_op(TSR_BACKEND_REFERENCE, matmul_forward, in, 2, &c);
     omp_set_num_threads(threads > 1 ? threads : 2);
-    run_result many = run_op(TSR_BACKEND_REFERENCE, matmul_forward, in, 2, &c);
+    tsr_test_run_result many = tsr_test_run_op(TSR_BACKEND_REFERENCE, matmul_forward, in, 2, &c);
     omp_set_num_threads(threads);
     tsr_test_allclose(many.out, one.out, 0, 0, "forward on 1 and several threads");
     tsr_test_allclose(many.grad[0], one.grad[0], 0, 0, "d a on 1 and several threads");
     tsr_test_allclose(many.grad[1], one.grad[1], 0, 0, "d b (broadcast) on 1 and several threads");
-    free_result(&one);
-    free_result(&many);
+    tsr_test_free_result(&one);
+    tsr_test_free_result(&many);
     tsr_tensor_free(in[0]);
     tsr_tensor_free(in[1]);
 }

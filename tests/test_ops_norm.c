@@ -6,90 +6,12 @@
 
 #include "support/allclose.h"
 #include "support/gradcheck.h"
+#include "support/parity.h"
 #include "tessera/tessera.h"
 
 /* ---- helpers ---- */
 
-/* Float32 parity: |a - b| <= 1e-4 |b| + 1e-5 max|b|. Logs the worst error in
- * units of the tolerance. */
-static void expect_parity(const tsr_tensor *got, const tsr_tensor *want, const char *what)
-{
-    int64_t n = tsr_tensor_numel(want);
-    double scale = 0;
-    for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs(tsr_f32(want)[i]));
-    double rtol = 1e-4, atol = 1e-5 * (scale > 0 ? scale : 1);
-    double worst = 0, worst_abs = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double diff = fabs((double)tsr_f32(got)[i] - tsr_f32(want)[i]);
-        worst = fmax(worst, diff / (atol + rtol * fabs(tsr_f32(want)[i])));
-        worst_abs = fmax(worst_abs, diff);
-    }
-    cr_log_info("%s: worst |diff| %.3g (max|ref| %.3g), %.3f of the tolerance", what, worst_abs,
-                scale, worst);
-    tsr_test_allclose(got, want, rtol, atol, what);
-}
-
-typedef tsr_tensor *(*op_fn)(tsr_ctx *ctx, tsr_tensor *const *in, void *user);
-
-enum { MAX_INPUTS = 4 };
-
-typedef struct run_result {
-    tsr_tensor *out;
-    tsr_tensor *grad[MAX_INPUTS];
-} run_result;
-
-static tsr_tensor *heap_copy(const tsr_tensor *t)
-{
-    tsr_tensor *c = tsr_tensor_new(t->dtype, t->ndim, t->shape);
-    tsr_tensor_copy(c, t);
-    return c;
-}
-
-/* Runs op on `backend` and backpropagates a fixed random output gradient. */
-static run_result run_op(tsr_backend backend, op_fn op, tsr_tensor *const *inputs, int count,
-                         void *user)
-{
-    tsr_ctx *ctx = tsr_ctx_new(&(tsr_ctx_options){.backend = backend});
-    tsr_ctx_begin_step(ctx);
-    for (int i = 0; i < count; i++) tsr_grad_reset(inputs[i], inputs[i]->requires_grad);
-    tsr_tensor *out = op(ctx, inputs, user);
-    tsr_tensor *dy = tsr_tensor_new(out->dtype, out->ndim, out->shape);
-    tsr_test_fill_uniform(dy, -1, 1, 99);
-    tsr_backward_from(ctx, out, dy);
-    run_result r = {.out = heap_copy(out)};
-    for (int i = 0; i < count; i++) {
-        tsr_tensor *g = tsr_grad_get(ctx, inputs[i]);
-        cr_assert(!inputs[i]->requires_grad || g, "input %d received no gradient", i);
-        r.grad[i] = g ? heap_copy(g) : NULL;
-        tsr_grad_reset(inputs[i], inputs[i]->requires_grad);
-    }
-    tsr_tensor_free(dy);
-    tsr_ctx_free(ctx);
-    return r;
-}
-
-static void free_result(run_result *r)
-{
-    tsr_tensor_free(r->out);
-    for (int i = 0; i < MAX_INPUTS; i++) tsr_tensor_free(r->grad[i]);
-}
-
-static void check_parity(op_fn op, tsr_tensor *const *inputs, int count, void *user,
-                         const char *what)
-{
-    run_result fast = run_op(TSR_BACKEND_DNNL, op, inputs, count, user);
-    run_result ref = run_op(TSR_BACKEND_REFERENCE, op, inputs, count, user);
-    char label[160];
-    snprintf(label, sizeof label, "%s forward", what);
-    expect_parity(fast.out, ref.out, label);
-    for (int i = 0; i < count; i++) {
-        if (!ref.grad[i]) continue;
-        snprintf(label, sizeof label, "%s gradient of input %d", what, i);
-        expect_parity(fast.grad[i], ref.grad[i], label);
-    }
-    free_result(&fast);
-    free_result(&ref);
-}
+typedef tsr_test_forward_fn op_fn;
 
 static tsr_tensor *new_uniform(tsr_dtype dtype, int ndim, const int64_t *shape, double lo,
                                double hi, uint64_t seed)
@@ -179,7 +101,7 @@ static void softmax_parity(int axis, bool log_softmax)
     char what[96];
     snprintf(what, sizeof what, "%s over axis %d of (32, 121, 124)",
              log_softmax ? "log_softmax" : "softmax", axis);
-    check_parity(softmax_forward, &x, 1, &c, what);
+    tsr_test_check_parity(softmax_forward, &x, 1, &c, what);
     tsr_tensor_free(x);
 }
 
@@ -204,7 +126,7 @@ Test(log_softmax, onednn_matches_reference_on_c51_atoms)
     /* C51 head: (32, 6 actions, 51 atoms) over the atoms. */
     axis_case c = {-1, true};
     tsr_tensor *x = new_uniform(TSR_DTYPE_F32, 3, TSR_SHAPE(32, 6, 51), -4, 4, 30);
-    check_parity(softmax_forward, &x, 1, &c, "log_softmax over C51 atoms");
+    tsr_test_check_parity(softmax_forward, &x, 1, &c, "log_softmax over C51 atoms");
     tsr_tensor_free(x);
 }
 
@@ -217,7 +139,7 @@ static tsr_tensor *softmax_twice(tsr_ctx *ctx, tsr_tensor *const *in, void *user
 Test(softmax, second_use_in_a_step_accumulates_on_both_backends)
 {
     tsr_tensor *x = new_uniform(TSR_DTYPE_F32, 2, TSR_SHAPE(16, 24), -3, 3, 40);
-    check_parity(softmax_twice, &x, 1, NULL, "softmax then log_softmax of one input");
+    tsr_test_check_parity(softmax_twice, &x, 1, NULL, "softmax then log_softmax of one input");
     tsr_tensor_free(x);
     tsr_tensor *x64 = new_uniform(TSR_DTYPE_F64, 2, TSR_SHAPE(3, 4), -3, 3, 41);
     tsr_test_gradcheck(softmax_twice, &x64, 1, NULL, NULL, "softmax then log_softmax");
@@ -306,7 +228,7 @@ static void layer_norm_parity(bool gamma, bool beta)
     in[2]->requires_grad = beta;
     char what[96];
     snprintf(what, sizeof what, "layer_norm (32, 512) gamma %d beta %d", gamma, beta);
-    check_parity(layer_norm_forward, in, 3, &c, what);
+    tsr_test_check_parity(layer_norm_forward, in, 3, &c, what);
     for (int i = 0; i < 3; i++) tsr_tensor_free(in[i]);
 }
 
@@ -334,7 +256,7 @@ Test(layer_norm, second_use_in_a_step_accumulates_on_both_backends)
         new_uniform(TSR_DTYPE_F32, 1, TSR_SHAPE(64), -1, 1, 72),
         new_uniform(TSR_DTYPE_F32, 2, TSR_SHAPE(32, 64), -2, 2, 73),
     };
-    check_parity(layer_norm_twice, in, 4, NULL, "layer_norm with shared gamma and beta");
+    tsr_test_check_parity(layer_norm_twice, in, 4, NULL, "layer_norm with shared gamma and beta");
     for (int i = 0; i < 4; i++) tsr_tensor_free(in[i]);
     tsr_tensor *in64[4] = {
         new_uniform(TSR_DTYPE_F64, 2, TSR_SHAPE(2, 5), -2, 2, 74),
