@@ -38,6 +38,18 @@ static tsr_status build_encoder(tsr_network *net, tsr_image_shape in, tsr_image_
         if (s == TSR_STATUS_OK) *out = tsr_minatar_encoder_output_shape(&net->minatar);
         return s;
     }
+    case TSR_ENCODER_MLP: {
+        int64_t widths[TSR_MLP_MAX_LAYERS];
+        int count = 0;
+        s = tsr_mlp_hidden_parse(c->mlp_hidden, widths, &count, err);
+        tsr_init_spec spec = c->init ? tsr_head_init_rainbow()
+                                     : (tsr_init_spec){TSR_INIT_XAVIER_UNIFORM, 0.0};
+        if (s == TSR_STATUS_OK)
+            s = tsr_mlp_encoder_init(&net->mlp, &net->params, "encoder", in.h * in.w * in.c, widths,
+                                     count, spec, err);
+        if (s == TSR_STATUS_OK) *out = (tsr_image_shape){1, 1, net->mlp.out_features};
+        return s;
+    }
     }
     return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT, "network.encoder: unknown value %d",
                          c->encoder);
@@ -124,6 +136,7 @@ void tsr_network_reset(tsr_network *net, tsr_rng *rng)
     case TSR_ENCODER_NATURE: tsr_nature_encoder_reset(&net->nature, p, rng); break;
     case TSR_ENCODER_IMPALA: tsr_impala_encoder_reset(&net->impala, p, rng); break;
     case TSR_ENCODER_MINATAR: tsr_minatar_encoder_reset(&net->minatar, p, rng); break;
+    case TSR_ENCODER_MLP: tsr_mlp_encoder_reset(&net->mlp, p, rng); break;
     }
     if (net->config.head != TSR_HEAD_DENSE) tsr_tokenizer_reset(&net->tokenizer, p, rng);
     if (net->config.head == TSR_HEAD_SOFTMOE) tsr_soft_moe_reset(&net->soft_moe, p, rng);
@@ -139,9 +152,37 @@ bool tsr_network_uses_noise(const tsr_network *net)
            (c->head == TSR_HEAD_TOPK && c->noisy_routing);
 }
 
+/* encoder = mlp: obs (N, F) or (N, h, w, c) with h w c = F, uint8 or float. */
+static tsr_tensor *mlp_forward(tsr_network *net, tsr_ctx *ctx, tsr_tensor *obs,
+                               const tsr_noise *noise)
+{
+    char shape[96];
+    int64_t features = net->input.h * net->input.w * net->input.c;
+    bool flat = obs->ndim == 2 && obs->shape[1] == features;
+    bool image = obs->ndim == 4 && obs->shape[1] * obs->shape[2] * obs->shape[3] == features;
+    TSR_ASSERT_MSG(flat || image, "mlp network for (N, %lld) observations got %s",
+                   (long long)features, tsr_tensor_shape_str(obs, shape, sizeof shape));
+    TSR_ASSERT_MSG(noise || !tsr_network_uses_noise(net), "this network needs noise");
+    tsr_params *p = &net->params;
+    tsr_tensor *x = obs;
+    if (obs->dtype == TSR_DTYPE_U8) {
+        x = tsr_u8_to_f32(ctx, obs, net->input_scale);
+        if (p->dtype == TSR_DTYPE_F64) { /* gradient checks only */
+            tsr_tensor *d = tsr_ctx_tensor(ctx, TSR_DTYPE_F64, x->ndim, x->shape);
+            tsr_tensor_copy(d, x);
+            x = d;
+        }
+    }
+    if (image) x = tsr_reshape(ctx, x, 2, TSR_SHAPE(obs->shape[0], features));
+    x = tsr_mlp_encoder_forward(&net->mlp, ctx, p, x);
+    net->features = x;
+    return tsr_head_forward(&net->head, ctx, p, x, noise);
+}
+
 tsr_tensor *tsr_network_forward(tsr_network *net, tsr_ctx *ctx, tsr_tensor *obs,
                                 const tsr_noise *noise)
 {
+    if (net->config.encoder == TSR_ENCODER_MLP) return mlp_forward(net, ctx, obs, noise);
     char shape[96];
     TSR_ASSERT_MSG(obs->ndim == 4 && obs->shape[1] == net->input.h && obs->shape[2] == net->input.w &&
                        obs->shape[3] == net->input.c,
@@ -163,6 +204,7 @@ tsr_tensor *tsr_network_forward(tsr_network *net, tsr_ctx *ctx, tsr_tensor *obs,
     case TSR_ENCODER_NATURE: x = tsr_nature_encoder_forward(&net->nature, ctx, p, x); break;
     case TSR_ENCODER_IMPALA: x = tsr_impala_encoder_forward(&net->impala, ctx, p, x); break;
     case TSR_ENCODER_MINATAR: x = tsr_minatar_encoder_forward(&net->minatar, ctx, p, x); break;
+    case TSR_ENCODER_MLP: break; /* mlp_forward */
     }
     net->features = x;
     tsr_rng *rng = noise ? noise->rng : NULL;
@@ -181,6 +223,7 @@ void tsr_network_fini(tsr_network *net)
     tsr_nature_encoder_fini(&net->nature);
     tsr_impala_encoder_fini(&net->impala);
     tsr_minatar_encoder_fini(&net->minatar);
+    tsr_mlp_encoder_fini(&net->mlp);
     tsr_tokenizer_fini(&net->tokenizer);
     tsr_soft_moe_fini(&net->soft_moe);
     tsr_topk_moe_fini(&net->topk);

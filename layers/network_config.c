@@ -5,7 +5,7 @@
 #include "tessera/network.h"
 #include "tessera/status.h"
 
-const char *const tsr_encoder_names[] = {"nature", "impala", "minatar", NULL};
+const char *const tsr_encoder_names[] = {"nature", "impala", "minatar", "mlp", NULL};
 const char *const tsr_head_names[] = {"dense", "softmoe", "topk", NULL};
 const char *const tsr_token_names[] = {"per_conv", "per_feature_map", "per_sample", "per_patch",
                                        "avg_pool", NULL};
@@ -52,6 +52,8 @@ static const tsr_config_key network_keys[] = {
         "NoisyNet layers in the head (hidden and output), as Dopamine's Full Rainbow"),
     KEY(init, TSR_CONFIG_ENUM, 0, 0, tsr_network_init_names, "dqn",
         "kernel init: dqn = xavier-uniform; rainbow = variance_scaling(1/sqrt(3), fan_in)"),
+    KEY(mlp_hidden, TSR_CONFIG_STRING, 0, 0, NULL, "64, 64",
+        "encoder = mlp: widths of its dense + ReLU layers before the head (vector observations)"),
 };
 
 int tsr_network_config_keys(size_t offset, tsr_config_key *out, int capacity)
@@ -85,5 +87,17 @@ tsr_status tsr_network_config_validate(const tsr_network_config *cfg, tsr_error 
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
                              "network.padding = valid is not available for encoder = impala "
                              "(its convs and pools are always same)");
+    /* Checked whatever the encoder, so a typo in it still surfaces; a config
+     * struct filled by hand may leave it empty when the encoder is not mlp. */
+    if (cfg->encoder == TSR_ENCODER_MLP || cfg->mlp_hidden[0]) {
+        int64_t widths[TSR_MLP_MAX_LAYERS];
+        int count;
+        tsr_status st = tsr_mlp_hidden_parse(cfg->mlp_hidden, widths, &count, err);
+        if (st != TSR_STATUS_OK) return st;
+    }
+    if (cfg->encoder == TSR_ENCODER_MLP && cfg->head != TSR_HEAD_DENSE)
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "network.head = %s needs an image encoder to make tokens; "
+                             "encoder = mlp takes head = dense", tsr_head_names[cfg->head]);
     return TSR_STATUS_OK;
 }

@@ -275,3 +275,170 @@ void tsr_config_write(const tsr_config_schema *schema, const void *target, FILE 
         fprintf(out, "%s = %s\n", k->name, tsr_config_format_value(k, target, value, sizeof value));
     }
 }
+
+/* ---- layered files: [config] base = ... ----------------------------------- */
+
+/* The bases named by one file, collected before its own keys are applied. */
+typedef struct base_list {
+    const char *path;
+    FILE *file;
+    int line;
+    char names[TSR_CONFIG_MAX_BASES][TSR_CONFIG_STRING_BYTES];
+    int lines[TSR_CONFIG_MAX_BASES];
+    int count;
+    tsr_error *err;
+    tsr_status status;
+} base_list;
+
+static char *read_base_line(char *str, int num, void *stream)
+{
+    base_list *b = stream;
+    char *r = fgets(str, num, b->file);
+    if (r) b->line++;
+    return r;
+}
+
+static int on_base_entry(void *user, const char *section, const char *name, const char *value)
+{
+    base_list *b = user;
+    if (strcmp(section, "config")) return 1;
+    if (strcmp(name, "base")) {
+        b->status = tsr_error_set(b->err, TSR_STATUS_INVALID_ARGUMENT,
+                                  "%s:%d: unknown key config.%s (the [config] section takes only "
+                                  "base = FILE[, FILE...])",
+                                  b->path, b->line, name);
+        return 0;
+    }
+    /* A comma-separated list, applied in order. */
+    const char *p = value;
+    while (*p) {
+        while (*p == ',' || *p == ' ' || *p == '\t') p++;
+        if (!*p) break;
+        const char *end = p;
+        while (*end && *end != ',') end++;
+        const char *last = end;
+        while (last > p && (last[-1] == ' ' || last[-1] == '\t')) last--;
+        size_t len = (size_t)(last - p);
+        if (b->count == TSR_CONFIG_MAX_BASES || len >= TSR_CONFIG_STRING_BYTES) {
+            b->status = tsr_error_set(b->err, TSR_STATUS_INVALID_ARGUMENT,
+                                      "%s:%d: config.base names more than %d files or a path "
+                                      "longer than %d characters",
+                                      b->path, b->line, TSR_CONFIG_MAX_BASES,
+                                      TSR_CONFIG_STRING_BYTES - 1);
+            return 0;
+        }
+        memcpy(b->names[b->count], p, len);
+        b->names[b->count][len] = '\0';
+        b->lines[b->count++] = b->line;
+        p = end;
+    }
+    return 1;
+}
+
+/* The [config] section is read in the first pass; the second skips it. */
+static int on_layered_entry(void *user, const char *section, const char *name, const char *value)
+{
+    if (!strcmp(section, "config")) return 1;
+    return on_ini_entry(user, section, name, value);
+}
+
+/* Appends `text` to buf (size bytes, `*used` taken), truncating quietly. */
+static void append_text(char *buf, size_t size, size_t *used, const char *text)
+{
+    size_t len = strlen(text);
+    if (*used + 1 >= size) return;
+    if (len > size - 1 - *used) len = size - 1 - *used;
+    memcpy(buf + *used, text, len);
+    *used += len;
+    buf[*used] = '\0';
+}
+
+/* `chain` holds the canonical paths of the files being loaded, outermost first. */
+static tsr_status load_layered(const tsr_config_schema *schema, void *target, const char *path,
+                               char (*chain)[4096], int depth, tsr_error *err)
+{
+    char canonical[4096];
+    if (!realpath(path, canonical))
+        return tsr_error_set(err, TSR_STATUS_IO, "cannot open config file %s: %s", path,
+                             strerror(errno));
+    for (int i = 0; i < depth; i++) {
+        if (strcmp(chain[i], canonical)) continue;
+        char cycle[TSR_ERROR_MESSAGE_SIZE] = "";
+        size_t used = 0;
+        for (int j = i; j < depth; j++) {
+            append_text(cycle, sizeof cycle, &used, chain[j]);
+            append_text(cycle, sizeof cycle, &used, " -> ");
+        }
+        append_text(cycle, sizeof cycle, &used, canonical);
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT, "config base cycle: %s", cycle);
+    }
+    if (depth > TSR_CONFIG_MAX_BASE_DEPTH)
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "%s: config bases are nested more than %d levels deep", path,
+                             TSR_CONFIG_MAX_BASE_DEPTH);
+    memcpy(chain[depth], canonical, sizeof canonical);
+
+    base_list *bases = tsr_calloc(1, sizeof *bases);
+    bases->path = path;
+    bases->err = err;
+    bases->status = TSR_STATUS_OK;
+    bases->file = fopen(path, "r");
+    if (!bases->file) {
+        tsr_free(bases);
+        return tsr_error_set(err, TSR_STATUS_IO, "cannot open config file %s: %s", path,
+                             strerror(errno));
+    }
+    int line = ini_parse_stream(read_base_line, bases, on_base_entry, bases);
+    fclose(bases->file);
+    tsr_status st = bases->status;
+    if (st == TSR_STATUS_OK && line > 0)
+        st = tsr_error_set(err, TSR_STATUS_FORMAT,
+                           "%s:%d: not INI syntax (expected [section] or key = value)", path, line);
+    /* Bases are relative to the directory of the file that names them. */
+    const char *slash = strrchr(path, '/');
+    size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
+    for (int i = 0; st == TSR_STATUS_OK && i < bases->count; i++) {
+        char base_path[4096 + TSR_CONFIG_STRING_BYTES] = "";
+        size_t used = 0;
+        if (bases->names[i][0] != '/' && dir_len < 4096) {
+            memcpy(base_path, path, dir_len);
+            used = dir_len;
+            base_path[used] = '\0';
+        }
+        append_text(base_path, sizeof base_path, &used, bases->names[i]);
+        FILE *probe = fopen(base_path, "r");
+        if (!probe) {
+            st = tsr_error_set(err, TSR_STATUS_IO, "%s:%d: config.base file %s (%s) cannot be "
+                               "opened: %s", path, bases->lines[i], bases->names[i], base_path,
+                               strerror(errno));
+            break;
+        }
+        fclose(probe);
+        st = load_layered(schema, target, base_path, chain, depth + 1, err);
+    }
+    tsr_free(bases);
+    if (st != TSR_STATUS_OK) return st;
+
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return tsr_error_set(err, TSR_STATUS_IO, "cannot open config file %s: %s", path,
+                             strerror(errno));
+    load_state ls = {schema, target, path, f, 0, 0, err, TSR_STATUS_OK};
+    line = ini_parse_stream(read_line, &ls, on_layered_entry, &ls);
+    fclose(f);
+    if (line > 0 && (ls.status == TSR_STATUS_OK || line < ls.fail_line))
+        return tsr_error_set(err, TSR_STATUS_FORMAT,
+                             "%s:%d: not INI syntax (expected [section] or key = value)", path, line);
+    if (ls.status != TSR_STATUS_OK) return ls.status;
+    if (line < 0) return tsr_error_set(err, TSR_STATUS_IO, "cannot read config file %s", path);
+    return TSR_STATUS_OK;
+}
+
+tsr_status tsr_config_load_file_layered(const tsr_config_schema *schema, void *target,
+                                        const char *path, tsr_error *err)
+{
+    char (*chain)[4096] = tsr_calloc(TSR_CONFIG_MAX_BASE_DEPTH + 1, sizeof *chain);
+    tsr_status st = load_layered(schema, target, path, chain, 0, err);
+    tsr_free(chain);
+    return st;
+}

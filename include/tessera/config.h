@@ -74,6 +74,24 @@ const tsr_config_key *tsr_config_find(const tsr_config_schema *schema, const cha
 const char *tsr_config_format_value(const tsr_config_key *key, const void *target, char *buf,
                                     size_t size);
 
+/* ---- layered files ---------------------------------------------------------
+ * A file may start from others:
+ *
+ *     [config]
+ *     base = ../base/minatar_dqn.ini, ../base/softmoe.ini
+ *
+ * Each base is read first, in order (paths relative to the directory of the
+ * file that names them; each may name its own bases), then the file's own
+ * keys override theirs. The [config] section takes only `base`. */
+enum { TSR_CONFIG_MAX_BASE_DEPTH = 8, TSR_CONFIG_MAX_BASES = 8 };
+
+/* tsr_config_load_file with bases. Errors: a base that cannot be opened
+ * (naming the including file, its line and the resolved path), a cycle (the
+ * chain of files), nesting deeper than TSR_CONFIG_MAX_BASE_DEPTH, and every
+ * error of tsr_config_load_file. */
+tsr_status tsr_config_load_file_layered(const tsr_config_schema *schema, void *target,
+                                        const char *path, tsr_error *err);
+
 #ifdef __cplusplus
 }
 #endif

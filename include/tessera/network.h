@@ -32,6 +32,7 @@ typedef enum tsr_encoder_kind {
     TSR_ENCODER_NATURE = 0,
     TSR_ENCODER_IMPALA,
     TSR_ENCODER_MINATAR,
+    TSR_ENCODER_MLP, /* dense layers on (N, F) float observations (CartPole) */
 } tsr_encoder_kind;
 
 typedef enum tsr_head_kind {
@@ -63,9 +64,12 @@ typedef struct tsr_network_config {
     bool dueling;
     bool noisy;           /* NoisyNet layers in the head (hidden and output) */
     int init;             /* 0 "dqn": xavier-uniform; 1 "rainbow": variance scaling */
+    /* encoder = mlp: the widths of its dense + ReLU layers, "64, 64" (comma- or
+     * space-separated, 1 to TSR_MLP_MAX_LAYERS of them). */
+    char mlp_hidden[TSR_CONFIG_STRING_BYTES];
 } tsr_network_config;
 
-extern const char *const tsr_encoder_names[];  /* "nature", "impala", "minatar" */
+extern const char *const tsr_encoder_names[];  /* "nature", "impala", "minatar", "mlp" */
 extern const char *const tsr_head_names[];     /* "dense", "softmoe", "topk" */
 extern const char *const tsr_token_names[];    /* tsr_token_kind order */
 extern const char *const tsr_mix_mode_names[]; /* tsr_moe_mix_mode order */
@@ -78,6 +82,34 @@ extern const char *const tsr_network_init_names[]; /* "dqn", "rainbow" */
 int tsr_network_config_keys(size_t offset, tsr_config_key *out, int capacity);
 /* Cross-key checks a single key's range cannot express (e.g. top_k <= E). */
 tsr_status tsr_network_config_validate(const tsr_network_config *cfg, tsr_error *err);
+
+/* ---- the MLP encoder (vector observations) ---------------------------------- */
+
+enum { TSR_MLP_MAX_LAYERS = 8 };
+
+/* (N, F) -> dense(w_1) -> ReLU -> ... -> dense(w_L) -> ReLU -> (N, w_L): the
+ * encoder for vector observations such as CartPole's 4 floats (Dopamine's
+ * ClassicControlDQNNetwork stacks dense + ReLU layers the same way). Layers
+ * are "<name>/dense1" ... "<name>/denseL", with biases; kernels use `init`. */
+typedef struct tsr_mlp_encoder {
+    char name[TSR_LAYER_NAME_BYTES];
+    tsr_linear_layer layers[TSR_MLP_MAX_LAYERS];
+    int num_layers;
+    int64_t in_features, out_features;
+} tsr_mlp_encoder;
+
+/* Parses a width list ("64, 64" or "64 64") into widths[TSR_MLP_MAX_LAYERS];
+ * errors name network.mlp_hidden, the text and what is allowed. */
+tsr_status tsr_mlp_hidden_parse(const char *text, int64_t *widths, int *count, tsr_error *err);
+/* Errors: in_features below 1, a width below 1, no layer or more than
+ * TSR_MLP_MAX_LAYERS. */
+tsr_status tsr_mlp_encoder_init(tsr_mlp_encoder *e, tsr_params *p, const char *name,
+                                int64_t in_features, const int64_t *widths, int num_layers,
+                                tsr_init_spec init, tsr_error *err);
+void tsr_mlp_encoder_reset(tsr_mlp_encoder *e, tsr_params *p, tsr_rng *rng);
+/* x (N, in_features) float -> (N, out_features). */
+tsr_tensor *tsr_mlp_encoder_forward(tsr_mlp_encoder *e, tsr_ctx *ctx, tsr_params *p, tsr_tensor *x);
+void tsr_mlp_encoder_fini(tsr_mlp_encoder *e);
 
 /* ---- the network ---------------------------------------------------------- */
 
@@ -99,6 +131,7 @@ typedef struct tsr_network {
     tsr_tensor *features;
     tsr_soft_moe_outputs soft_moe_outputs;
     tsr_topk_moe_outputs topk_outputs;
+    tsr_mlp_encoder mlp;            /* encoder = mlp: input is (1, 1, F) */
 } tsr_network;
 
 /* Builds the network for observations (h, w, c) and `num_actions` actions,
@@ -113,7 +146,8 @@ tsr_status tsr_network_init(tsr_network *net, const tsr_network_config *cfg, tsr
 void tsr_network_reset(tsr_network *net, tsr_rng *rng);
 /* obs (N, h, w, c), uint8 or the parameters' float type -> Q-values (N, A) or
  * logits (N, A, K). `noise` drives NoisyNet layers and random routers (NULL
- * when the network has none). */
+ * when the network has none). With encoder = mlp, obs may also be (N, F),
+ * F = h w c (the network was built for input (1, 1, F)). */
 tsr_tensor *tsr_network_forward(tsr_network *net, tsr_ctx *ctx, tsr_tensor *obs,
                                 const tsr_noise *noise);
 void tsr_network_fini(tsr_network *net);

@@ -21,5 +21,7 @@
 #include "tessera/pruning.h"
 #include "tessera/moe.h"
 #include "tessera/diagnostics.h"
+#include "tessera/replay.h"
+#include "tessera/agent.h"
 
 #endif

@@ -6,5 +6,7 @@
 int tsr_cmd_version(int argc, char **argv);
 int tsr_cmd_summary(int argc, char **argv);
 int tsr_cmd_env(int argc, char **argv);
+int tsr_cmd_train(int argc, char **argv);
+int tsr_cmd_eval(int argc, char **argv);
 
 #endif

@@ -1,0 +1,436 @@
+/* replay.c — circular step storage, n-step returns at sample time, and a sum
+ * tree for uniform and prioritized sampling (contract and formulas in replay.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tessera/replay.h"
+#include "tessera/rng.h"
+#include "tessera/status.h"
+
+/* Per-step flags, one byte per slot. VALID belongs to the transition that
+ * starts at the step in that slot. */
+enum {
+    FLAG_TERMINAL = 1u << 0,
+    FLAG_TRUNCATED = 1u << 1,
+    FLAG_VALID = 1u << 2,
+    FLAG_END = FLAG_TERMINAL | FLAG_TRUNCATED,
+};
+
+/* The added constant of Dopamine's priorities (rainbow_agent.py). */
+static const double priority_epsilon = 1e-10;
+
+struct tsr_replay {
+    tsr_replay_options opt;
+    int64_t capacity;
+    int64_t obs_cells;        /* elements in one observation */
+    size_t obs_bytes;         /* one unpacked observation */
+    size_t stored_obs_bytes;  /* one observation in storage (packed or not) */
+    int64_t add_count;
+    int64_t num_valid;
+    int64_t tree_leaves;      /* P: a power of two >= capacity */
+    double max_priority;
+    double gamma_n;           /* gamma^n_step, computed once */
+    uint8_t *obs;             /* (capacity, stored_obs_bytes) */
+    int32_t *actions;         /* (capacity) */
+    float *rewards;           /* (capacity) */
+    uint8_t *flags;           /* (capacity) */
+    double *tree;             /* (2P): node 1 is the root, leaves at [P, 2P) in slot order */
+    tsr_rng rng;
+};
+
+/* ------------------------------------------------------------------------ */
+/* Sum tree                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static void tree_set(tsr_replay *r, int64_t slot, double priority)
+{
+    int64_t node = r->tree_leaves + slot;
+    r->tree[node] = priority;
+    /* Recomputing each ancestor from its children (instead of adding a delta)
+     * keeps every total exact to the leaves: no drift over millions of sets. */
+    for (node /= 2; node >= 1; node /= 2) r->tree[node] = r->tree[2 * node] + r->tree[2 * node + 1];
+}
+
+/* The slot whose cumulative interval holds u in [0, total). Never returns a
+ * zero-priority leaf while the total is positive: a step goes right only when
+ * the right subtree has mass, and rounding that pushes u past a subtree's mass
+ * lands on its last positive leaf. */
+static int64_t tree_find(const tsr_replay *r, double u)
+{
+    int64_t node = 1;
+    while (node < r->tree_leaves) {
+        double left = r->tree[2 * node], right = r->tree[2 * node + 1];
+        if (u < left || right <= 0.0) {
+            node = 2 * node;
+        } else {
+            u -= left;
+            node = 2 * node + 1;
+        }
+    }
+    return node - r->tree_leaves;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Observations                                                             */
+/* ------------------------------------------------------------------------ */
+
+static void pack_bits(uint8_t *dst, const uint8_t *src, int64_t cells, size_t dst_bytes)
+{
+    memset(dst, 0, dst_bytes);
+    for (int64_t k = 0; k < cells; k++) {
+        TSR_ASSERT_MSG(src[k] <= 1,
+                       "bit_pack replay got observation value %u at cell %lld; only 0 and 1 "
+                       "can be packed",
+                       (unsigned)src[k], (long long)k);
+        dst[k >> 3] |= (uint8_t)(src[k] << (k & 7));
+    }
+}
+
+static void unpack_bits(uint8_t *dst, const uint8_t *src, int64_t cells)
+{
+    for (int64_t k = 0; k < cells; k++) dst[k] = (uint8_t)((src[k >> 3] >> (k & 7)) & 1u);
+}
+
+static void load_obs(const tsr_replay *r, int64_t step, uint8_t *dst)
+{
+    const uint8_t *src = r->obs + (size_t)(step % r->capacity) * r->stored_obs_bytes;
+    if (r->opt.bit_pack)
+        unpack_bits(dst, src, r->obs_cells);
+    else
+        memcpy(dst, src, r->obs_bytes);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Creation                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static tsr_status invalid(tsr_error *err, const char *option, double value, const char *allowed)
+{
+    return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT, "replay option %s = %.17g is not allowed: %s",
+                         option, value, allowed);
+}
+
+static tsr_status validate(const tsr_replay_options *o, tsr_error *err)
+{
+    if (o->n_step < 1) return invalid(err, "n_step", (double)o->n_step, "it must be >= 1");
+    if (o->capacity < o->n_step + 1)
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "replay option capacity = %lld is too small: it must be at least "
+                             "n_step + 1 = %lld (one transition needs n_step + 1 steps)",
+                             (long long)o->capacity, (long long)(o->n_step + 1));
+    if (o->obs_ndim < 1 || o->obs_ndim > 3)
+        return invalid(err, "obs_ndim", o->obs_ndim, "observations have 1 to 3 dimensions");
+    for (int i = 0; i < o->obs_ndim; i++)
+        if (o->obs_shape[i] < 1)
+            return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                                 "replay option obs_shape[%d] = %lld is not allowed: every "
+                                 "dimension must be >= 1",
+                                 i, (long long)o->obs_shape[i]);
+    if (o->obs_dtype != TSR_DTYPE_U8 && o->obs_dtype != TSR_DTYPE_F32)
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "replay option obs_dtype = %s is not allowed: observations are "
+                             "uint8 or float32",
+                             tsr_dtype_name(o->obs_dtype));
+    if (!(o->gamma >= 0.0 && o->gamma <= 1.0))
+        return invalid(err, "gamma", o->gamma, "it must be in [0, 1]");
+    if (o->prioritized) {
+        if (!(o->priority_exponent >= 0.0 && isfinite(o->priority_exponent)))
+            return invalid(err, "priority_exponent", o->priority_exponent,
+                           "alpha must be finite and >= 0");
+        if (!(o->importance_exponent >= 0.0 && isfinite(o->importance_exponent)))
+            return invalid(err, "importance_exponent", o->importance_exponent,
+                           "beta must be finite and >= 0");
+    }
+    if (o->bit_pack && o->obs_dtype != TSR_DTYPE_U8)
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "replay option bit_pack = true is not allowed with obs_dtype = %s: "
+                             "only binary uint8 observations can be packed",
+                             tsr_dtype_name(o->obs_dtype));
+    return TSR_STATUS_OK;
+}
+
+/* A storage array from the plain allocator: a capacity that does not fit in
+ * memory is a configuration error the caller reports, not an abort. */
+static void *storage_alloc(size_t count, size_t size, size_t *total)
+{
+    *total += count * size;
+    return calloc(count, size);
+}
+
+tsr_status tsr_replay_new(tsr_replay **out, const tsr_replay_options *o, uint64_t seed,
+                          tsr_error *err)
+{
+    TSR_ASSERT(out && o);
+    *out = NULL;
+    tsr_status st = validate(o, err);
+    if (st != TSR_STATUS_OK) return st;
+
+    int64_t cells = 1;
+    for (int i = 0; i < o->obs_ndim; i++) {
+        if (o->obs_shape[i] > INT64_MAX / 8 / cells)
+            return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                                 "replay option obs_shape is too large: the observation has "
+                                 "more than 2^60 cells");
+        cells *= o->obs_shape[i];
+    }
+    size_t obs_bytes = (size_t)cells * tsr_dtype_size(o->obs_dtype);
+    size_t stored = o->bit_pack ? (size_t)(cells + 7) / 8 : obs_bytes;
+    int64_t leaves = 1;
+    while (leaves < o->capacity) leaves *= 2;
+    size_t per_step = stored + sizeof(int32_t) + sizeof(float) + 1;
+    if ((uint64_t)o->capacity > SIZE_MAX / 4 / per_step || (uint64_t)leaves > SIZE_MAX / 64)
+        return tsr_error_set(err, TSR_STATUS_OUT_OF_MEMORY,
+                             "replay option capacity = %lld does not fit in the address space "
+                             "(%zu bytes per step)",
+                             (long long)o->capacity, per_step);
+
+    tsr_replay *r = tsr_calloc(1, sizeof *r);
+    r->opt = *o;
+    r->capacity = o->capacity;
+    r->obs_cells = cells;
+    r->obs_bytes = obs_bytes;
+    r->stored_obs_bytes = stored;
+    r->tree_leaves = leaves;
+    r->max_priority = 1.0;
+    r->gamma_n = 1.0;
+    for (int64_t k = 0; k < o->n_step; k++) r->gamma_n *= o->gamma;
+    tsr_rng_init(&r->rng, seed, TSR_RNG_STREAM_REPLAY);
+
+    size_t total = 0, n = (size_t)o->capacity;
+    r->obs = storage_alloc(n, stored, &total);
+    r->actions = storage_alloc(n, sizeof *r->actions, &total);
+    r->rewards = storage_alloc(n, sizeof *r->rewards, &total);
+    r->flags = storage_alloc(n, sizeof *r->flags, &total);
+    r->tree = storage_alloc(2 * (size_t)leaves, sizeof *r->tree, &total);
+    if (!r->obs || !r->actions || !r->rewards || !r->flags || !r->tree) {
+        tsr_replay_free(r);
+        return tsr_error_set(err, TSR_STATUS_OUT_OF_MEMORY,
+                             "replay option capacity = %lld needs %zu bytes (%zu per step%s), "
+                             "which could not be allocated: lower the capacity%s",
+                             (long long)o->capacity, total, total / n,
+                             o->bit_pack ? ", bit-packed" : "",
+                             o->bit_pack || o->obs_dtype != TSR_DTYPE_U8 ? ""
+                                                                          : " or bit-pack binary observations");
+    }
+    *out = r;
+    return TSR_STATUS_OK;
+}
+
+void tsr_replay_free(tsr_replay *r)
+{
+    if (!r) return;
+    free(r->obs);
+    free(r->actions);
+    free(r->rewards);
+    free(r->flags);
+    free(r->tree);
+    tsr_free(r);
+}
+
+size_t tsr_replay_memory_bytes(const tsr_replay *r)
+{
+    size_t n = (size_t)r->capacity;
+    return sizeof *r + n * (r->stored_obs_bytes + sizeof *r->actions + sizeof *r->rewards +
+                            sizeof *r->flags) +
+           2 * (size_t)r->tree_leaves * sizeof *r->tree;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Adding steps                                                             */
+/* ------------------------------------------------------------------------ */
+
+static uint8_t step_flags(const tsr_replay *r, int64_t step) { return r->flags[step % r->capacity]; }
+
+static void set_valid(tsr_replay *r, int64_t start)
+{
+    int64_t slot = start % r->capacity;
+    TSR_ASSERT(!(r->flags[slot] & FLAG_VALID));
+    r->flags[slot] |= FLAG_VALID;
+    r->num_valid++;
+    tree_set(r, slot, r->opt.prioritized ? r->max_priority : 1.0);
+}
+
+/* True when none of the steps [from, to) ended an episode. */
+static bool no_end_in(const tsr_replay *r, int64_t from, int64_t to)
+{
+    for (int64_t s = from; s < to; s++)
+        if (step_flags(r, s) & FLAG_END) return false;
+    return true;
+}
+
+void tsr_replay_add(tsr_replay *r, const void *obs, int32_t action, float reward, bool terminal,
+                    bool truncated)
+{
+    TSR_ASSERT(obs);
+    const int64_t s = r->add_count, n = r->opt.n_step;
+    const int64_t slot = s % r->capacity;
+
+    /* Overwriting step s − capacity invalidates the one transition starting there. */
+    if (r->flags[slot] & FLAG_VALID) {
+        r->num_valid--;
+        tree_set(r, slot, 0.0);
+    }
+    uint8_t *dst = r->obs + (size_t)slot * r->stored_obs_bytes;
+    if (r->opt.bit_pack)
+        pack_bits(dst, obs, r->obs_cells, r->stored_obs_bytes);
+    else
+        memcpy(dst, obs, r->obs_bytes);
+    r->actions[slot] = action;
+    r->rewards[slot] = reward;
+    r->flags[slot] = (uint8_t)((terminal ? FLAG_TERMINAL : 0) | (truncated ? FLAG_TRUNCATED : 0));
+    r->add_count = s + 1;
+
+    const int64_t oldest = r->add_count - r->capacity; /* may be negative while filling */
+    /* Step s is the next observation of the full window [s − n, s). */
+    if (s - n >= 0 && s - n >= oldest && no_end_in(r, s - n, s)) set_valid(r, s - n);
+    /* A terminal completes the shrinking windows [t, s] for t in (s − n, s] that
+     * hold no earlier episode end; walking t down, the first end stops it. */
+    if (terminal) {
+        for (int64_t t = s; t > s - n && t >= 0 && t >= oldest; t--) {
+            if (t < s && (step_flags(r, t) & FLAG_END)) break;
+            set_valid(r, t);
+        }
+    }
+}
+
+int64_t tsr_replay_size(const tsr_replay *r)
+{
+    return r->add_count < r->capacity ? r->add_count : r->capacity;
+}
+int64_t tsr_replay_num_valid(const tsr_replay *r) { return r->num_valid; }
+int64_t tsr_replay_add_count(const tsr_replay *r) { return r->add_count; }
+
+/* ------------------------------------------------------------------------ */
+/* Batches and sampling                                                     */
+/* ------------------------------------------------------------------------ */
+
+tsr_replay_batch *tsr_replay_batch_new(const tsr_replay *r, int64_t batch)
+{
+    TSR_ASSERT_MSG(batch >= 1, "a replay batch needs at least one row, got %lld", (long long)batch);
+    tsr_replay_batch *b = tsr_calloc(1, sizeof *b);
+    size_t rows = (size_t)batch;
+    b->batch = batch;
+    b->obs = tsr_aligned_alloc(64, rows * r->obs_bytes);
+    b->next_obs = tsr_aligned_alloc(64, rows * r->obs_bytes);
+    b->actions = tsr_calloc(rows, sizeof *b->actions);
+    b->returns = tsr_calloc(rows, sizeof *b->returns);
+    b->discounts = tsr_calloc(rows, sizeof *b->discounts);
+    b->weights = tsr_calloc(rows, sizeof *b->weights);
+    b->indices = tsr_calloc(rows, sizeof *b->indices);
+    return b;
+}
+
+void tsr_replay_batch_free(tsr_replay_batch *b)
+{
+    if (!b) return;
+    tsr_free(b->obs);
+    tsr_free(b->next_obs);
+    tsr_free(b->actions);
+    tsr_free(b->returns);
+    tsr_free(b->discounts);
+    tsr_free(b->weights);
+    tsr_free(b->indices);
+    tsr_free(b);
+}
+
+/* The step stored in `slot` (the newest step congruent to it). */
+static int64_t step_of_slot(const tsr_replay *r, int64_t slot)
+{
+    int64_t newest = r->add_count - 1;
+    return newest - (newest - slot) % r->capacity;
+}
+
+/* Fills row i of the batch with the transition starting at step t. */
+static void fill_row(const tsr_replay *r, tsr_replay_batch *b, int64_t i, int64_t t)
+{
+    const double gamma = r->opt.gamma;
+    double ret = 0.0, discount = 1.0;
+    int64_t next = t + r->opt.n_step;
+    bool reached_terminal = false;
+    for (int64_t k = 0; k < r->opt.n_step; k++) {
+        uint8_t f = step_flags(r, t + k);
+        ret += discount * (double)r->rewards[(t + k) % r->capacity];
+        discount *= gamma;
+        if (f & FLAG_END) {
+            TSR_ASSERT_MSG(f & FLAG_TERMINAL, "valid transition %lld crosses truncated step %lld",
+                           (long long)t, (long long)(t + k));
+            reached_terminal = true;
+            next = t + k;
+            break;
+        }
+    }
+    b->indices[i] = t;
+    b->actions[i] = r->actions[t % r->capacity];
+    b->returns[i] = (float)ret;
+    b->discounts[i] = reached_terminal ? 0.0f : (float)r->gamma_n;
+    load_obs(r, t, (uint8_t *)b->obs + (size_t)i * r->obs_bytes);
+    load_obs(r, next, (uint8_t *)b->next_obs + (size_t)i * r->obs_bytes);
+}
+
+void tsr_replay_sample(tsr_replay *r, tsr_replay_batch *b)
+{
+    TSR_ASSERT_MSG(r->num_valid > 0, "sampling a replay with no valid transition (%lld steps added)",
+                   (long long)r->add_count);
+    TSR_ASSERT(b && b->batch >= 1);
+    const int64_t rows = b->batch;
+    const double total = r->tree[1];
+    const double segment = total / (double)rows;
+    double min_priority = INFINITY;
+    for (int64_t i = 0; i < rows; i++) {
+        double u = ((double)i + tsr_rng_uniform(&r->rng)) * segment;
+        int64_t slot = tree_find(r, u);
+        double p = r->tree[r->tree_leaves + slot];
+        TSR_ASSERT_MSG(p > 0.0 && (r->flags[slot] & FLAG_VALID),
+                       "sum tree returned slot %lld with priority %g", (long long)slot, p);
+        if (p < min_priority) min_priority = p;
+        fill_row(r, b, i, step_of_slot(r, slot));
+    }
+    /* w_i = (N·P(i))^(−β) / max_j (N·P(j))^(−β) = (p_min / p_i)^β. */
+    const double beta = r->opt.importance_exponent;
+    for (int64_t i = 0; i < rows; i++) {
+        if (!r->opt.prioritized) {
+            b->weights[i] = 1.0f;
+            continue;
+        }
+        double p = r->tree[r->tree_leaves + b->indices[i] % r->capacity];
+        b->weights[i] = (float)pow(min_priority / p, beta);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Priorities                                                               */
+/* ------------------------------------------------------------------------ */
+
+void tsr_replay_update_priorities(tsr_replay *r, const int64_t *indices, const float *losses,
+                                  int64_t count)
+{
+    if (!r->opt.prioritized) return;
+    const double alpha = r->opt.priority_exponent;
+    for (int64_t i = 0; i < count; i++) {
+        int64_t t = indices[i];
+        TSR_ASSERT_MSG(t >= 0 && t < r->add_count, "priority update for step %lld, but %lld were added",
+                       (long long)t, (long long)r->add_count);
+        if (t < r->add_count - r->capacity) continue; /* overwritten since it was sampled */
+        int64_t slot = t % r->capacity;
+        TSR_ASSERT_MSG(r->flags[slot] & FLAG_VALID,
+                       "priority update for step %lld, which starts no valid transition",
+                       (long long)t);
+        double loss = (double)losses[i];
+        TSR_ASSERT_MSG(isfinite(loss), "priority update for step %lld with loss %g", (long long)t, loss);
+        double p = pow((loss > 0.0 ? loss : 0.0) + priority_epsilon, alpha);
+        TSR_ASSERT_MSG(isfinite(p) && p > 0.0,
+                       "priority (%g + 1e-10)^%g = %g for step %lld is not a positive finite number",
+                       loss, alpha, p, (long long)t);
+        tree_set(r, slot, p);
+        if (p > r->max_priority) r->max_priority = p;
+    }
+}
+
+double tsr_replay_priority(const tsr_replay *r, int64_t index)
+{
+    if (index < 0 || index >= r->add_count || index < r->add_count - r->capacity) return 0.0;
+    return r->tree[r->tree_leaves + index % r->capacity];
+}
+
+double tsr_replay_max_priority(const tsr_replay *r) { return r->max_priority; }

@@ -1,0 +1,270 @@
+/* runner.c — iterations of training and evaluation episodes (Dopamine's
+ * Runner: a phase runs whole episodes until it has taken at least its number
+ * of steps), and the per-iteration metric files. */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
+
+#include "tessera/agent.h"
+#include "tessera/status.h"
+
+enum { RECENT_EPISODES = 100 };
+
+struct tsr_runner {
+    tsr_run_config cfg;
+    bool training;
+    tsr_env env, eval_env;
+    tsr_env_spec spec;
+    tsr_agent *agent;
+    void *obs;               /* one observation */
+    int64_t iteration;       /* iterations run */
+    int64_t total_steps, total_episodes;
+    double recent[RECENT_EPISODES];
+    int64_t recent_count;    /* episodes recorded in `recent`, ever */
+    double start;
+    tsr_progress_fn progress;
+    void *progress_user;
+    int64_t progress_every;
+    bool stop;
+};
+
+/* Subnormal floats run about a hundred times slower on x86. Optimizer
+ * moments of weights whose gradient is mostly zero (MinAtar's sparse
+ * planes) decay geometrically into them within a few thousand updates, which
+ * made centred RMSProp half of a MinAtar DQN step. Flush-to-zero and
+ * denormals-are-zero (MXCSR bits 15 and 6) are per thread: set them on the
+ * calling thread and on every OpenMP worker. */
+static void flush_denormals(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+#pragma omp parallel
+    _mm_setcsr(_mm_getcsr() | 0x8040u);
+    _mm_setcsr(_mm_getcsr() | 0x8040u);
+#endif
+}
+
+static double seconds_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+tsr_status tsr_runner_new(tsr_runner **out, const tsr_run_config *cfg, bool training,
+                          tsr_error *err)
+{
+    *out = NULL;
+    tsr_env_game game;
+    tsr_env_options options;
+    tsr_status st = tsr_run_config_env(cfg, &game, &options, err);
+    if (st != TSR_STATUS_OK) return st;
+    omp_set_num_threads((int)cfg->run.threads);
+    if (cfg->run.flush_denormals) flush_denormals();
+    tsr_runner *r = tsr_calloc(1, sizeof *r);
+    r->cfg = *cfg;
+    r->training = training;
+    uint64_t seed = (uint64_t)cfg->run.seed;
+    /* The evaluation env has its own seed, drawn from its own stream, so its
+     * dynamics and sticky actions never share draws with training. */
+    tsr_rng seeder;
+    tsr_rng_init(&seeder, seed, TSR_RNG_STREAM_EVAL_ENV_SEED);
+    uint64_t eval_seed = tsr_rng_u64(&seeder);
+    st = tsr_env_init(&r->env, game, &options, seed, err);
+    if (st == TSR_STATUS_OK) st = tsr_env_init(&r->eval_env, game, &options, eval_seed, err);
+    if (st == TSR_STATUS_OK) {
+        r->spec = tsr_env_get_spec(&r->env);
+        st = tsr_agent_new(&r->agent, cfg, &r->spec, tsr_run_expected_updates(cfg), training, err);
+    }
+    if (st != TSR_STATUS_OK) {
+        tsr_free(r);
+        return st;
+    }
+    r->obs = tsr_calloc(1, r->spec.obs_bytes);
+    r->progress_every = 1000;
+    r->start = seconds_now();
+    *out = r;
+    return TSR_STATUS_OK;
+}
+
+void tsr_runner_free(tsr_runner *r)
+{
+    if (!r) return;
+    tsr_agent_free(r->agent);
+    tsr_free(r->obs);
+    tsr_free(r);
+}
+
+void tsr_runner_set_progress(tsr_runner *r, tsr_progress_fn fn, void *user, int64_t every)
+{
+    TSR_ASSERT_MSG(every >= 1, "progress every %lld steps", (long long)every);
+    r->progress = fn;
+    r->progress_user = user;
+    r->progress_every = every;
+}
+
+tsr_agent *tsr_runner_agent(tsr_runner *r) { return r->agent; }
+const tsr_env_spec *tsr_runner_env_spec(const tsr_runner *r) { return &r->spec; }
+
+static double recent_return(const tsr_runner *r)
+{
+    int64_t n = r->recent_count < RECENT_EPISODES ? r->recent_count : RECENT_EPISODES;
+    if (n == 0) return NAN;
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) sum += r->recent[i];
+    return sum / (double)n;
+}
+
+/* One episode on `env`; returns its return and adds its length to *steps.
+ * In training, reports progress every progress_every steps of the phase. */
+static double run_episode(tsr_runner *r, tsr_env *env, bool training, int64_t *steps,
+                          int64_t phase_start)
+{
+    tsr_agent *agent = r->agent;
+    tsr_env_reset(env);
+    tsr_env_observe(env, r->obs);
+    int32_t action = tsr_agent_begin_episode(agent, r->obs);
+    double total = 0.0;
+    int64_t length = 0;
+    for (;;) {
+        tsr_env_step_result res = tsr_env_step(env, action);
+        length++;
+        total += res.reward;
+        if (training) {
+            r->total_steps++;
+            if (r->progress && (r->total_steps - phase_start) % r->progress_every == 0) {
+                tsr_progress p = {
+                    .iteration = r->iteration + 1,
+                    .iterations = r->cfg.run.iterations,
+                    .iteration_steps = *steps + length,
+                    .training_steps = r->cfg.run.training_steps,
+                    .total_steps = r->total_steps,
+                    .episodes = r->total_episodes,
+                    .recent_return = recent_return(r),
+                    .elapsed = seconds_now() - r->start,
+                };
+                if (!r->progress(r->progress_user, &p)) r->stop = true;
+            }
+        }
+        bool truncated = res.truncated || length == r->cfg.run.max_episode_steps;
+        if (res.terminated || truncated) {
+            tsr_agent_end_episode(agent, res.reward, res.terminated);
+            break;
+        }
+        tsr_env_observe(env, r->obs);
+        action = tsr_agent_step(agent, res.reward, r->obs);
+    }
+    *steps += length;
+    return total;
+}
+
+double tsr_runner_evaluate(tsr_runner *r, int64_t episodes, double *returns)
+{
+    tsr_agent_set_eval_mode(r->agent, true);
+    double sum = 0.0;
+    for (int64_t i = 0; i < episodes; i++) {
+        int64_t steps = 0;
+        double ret = run_episode(r, &r->eval_env, false, &steps, 0);
+        if (returns) returns[i] = ret;
+        sum += ret;
+    }
+    if (r->training) tsr_agent_set_eval_mode(r->agent, false);
+    return episodes > 0 ? sum / (double)episodes : NAN;
+}
+
+bool tsr_runner_run_iteration(tsr_runner *r, tsr_iteration_metrics *m, tsr_error *err)
+{
+    TSR_ASSERT_MSG(r->training, "tsr_runner_run_iteration needs a training runner");
+    const tsr_run_options *o = &r->cfg.run;
+    double start = seconds_now();
+    int64_t phase_start = r->total_steps, steps = 0, episodes = 0;
+    double return_sum = 0.0;
+    tsr_agent_take_stats(r->agent);
+    while (steps < o->training_steps && !r->stop) {
+        double ret = run_episode(r, &r->env, true, &steps, phase_start);
+        return_sum += ret;
+        episodes++;
+        r->total_episodes++;
+        r->recent[r->recent_count++ % RECENT_EPISODES] = ret;
+    }
+    double train_seconds = seconds_now() - start;
+    tsr_agent_stats stats = tsr_agent_take_stats(r->agent);
+    tsr_agent_counters counters = tsr_agent_get_counters(r->agent);
+    r->iteration++;
+
+    memset(m, 0, sizeof *m);
+    m->iteration = r->iteration;
+    m->agent_steps = r->total_steps;
+    m->gradient_updates = counters.updates;
+    m->episodes = r->total_episodes;
+    m->iteration_episodes = episodes;
+    m->train_return = episodes ? return_sum / (double)episodes : NAN;
+    m->loss = stats.updates ? stats.loss_sum / (double)stats.updates : NAN;
+    m->mean_q = stats.updates ? stats.q_sum / (double)stats.updates : NAN;
+    m->steps_per_second = train_seconds > 0 ? (double)steps / train_seconds : NAN;
+    tsr_status st = tsr_agent_health(r->agent, o->dormant_threshold, &m->sparsity,
+                                     &m->dormant_fraction, err);
+    if (st != TSR_STATUS_OK) {
+        /* A diverged network (non-finite features) is reported, not fatal. */
+        m->dormant_fraction = NAN;
+    }
+    m->eval_return = o->evaluation_episodes > 0 && !r->stop
+                         ? tsr_runner_evaluate(r, o->evaluation_episodes, NULL)
+                         : NAN;
+    m->seconds = seconds_now() - start;
+    return !r->stop;
+}
+
+/* ==== metric files ========================================================== */
+
+static void csv_number(FILE *out, double v, bool last)
+{
+    if (isfinite(v)) fprintf(out, "%.9g", v);
+    fputs(last ? "\n" : ",", out);
+}
+
+static void json_number(FILE *out, const char *key, double v, bool last)
+{
+    if (isfinite(v)) fprintf(out, "\"%s\": %.9g", key, v);
+    else fprintf(out, "\"%s\": null", key);
+    fputs(last ? "}\n" : ", ", out);
+}
+
+void tsr_metrics_write_csv_header(FILE *out)
+{
+    fputs("iteration,agent_steps,gradient_updates,episodes,train_return,loss,mean_q,sparsity,"
+          "dormant_fraction,steps_per_second,eval_return\n",
+          out);
+}
+
+void tsr_metrics_write_csv_row(FILE *out, const tsr_iteration_metrics *m)
+{
+    fprintf(out, "%lld,%lld,%lld,%lld,", (long long)m->iteration, (long long)m->agent_steps,
+            (long long)m->gradient_updates, (long long)m->episodes);
+    csv_number(out, m->train_return, false);
+    csv_number(out, m->loss, false);
+    csv_number(out, m->mean_q, false);
+    csv_number(out, m->sparsity, false);
+    csv_number(out, m->dormant_fraction, false);
+    csv_number(out, m->steps_per_second, false);
+    csv_number(out, m->eval_return, true);
+}
+
+void tsr_metrics_write_json(FILE *out, const tsr_iteration_metrics *m)
+{
+    fprintf(out, "{\"iteration\": %lld, \"agent_steps\": %lld, \"gradient_updates\": %lld, "
+                 "\"episodes\": %lld, ",
+            (long long)m->iteration, (long long)m->agent_steps, (long long)m->gradient_updates,
+            (long long)m->episodes);
+    json_number(out, "train_return", m->train_return, false);
+    json_number(out, "loss", m->loss, false);
+    json_number(out, "mean_q", m->mean_q, false);
+    json_number(out, "sparsity", m->sparsity, false);
+    json_number(out, "dormant_fraction", m->dormant_fraction, false);
+    json_number(out, "steps_per_second", m->steps_per_second, false);
+    json_number(out, "eval_return", m->eval_return, true);
+}

@@ -1,0 +1,103 @@
+/* cmd_eval.c — `tessera eval RUN_DIR`: evaluation episodes with a run's
+ * final parameters (RUN_DIR/params.bin) under its resolved config. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "tessera/tessera.h"
+
+static int usage(void)
+{
+    fprintf(stderr,
+            "usage: tessera eval RUN_DIR [--episodes N] [--seed S] [--set section.key=value ...]\n"
+            "  RUN_DIR     a directory written by `tessera train` (config.ini, params.bin)\n"
+            "  --episodes  evaluation episodes (default: the run's run.evaluation_episodes, or 10)\n"
+            "  --seed      run.seed for the evaluation env and epsilon draws (default: the run's)\n"
+            "  --set       override a key of the run's config (e.g. agent.epsilon_eval=0)\n");
+    return 2;
+}
+
+static bool parse_count(const char *text, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || *end || v < 1) return false;
+    *out = v;
+    return true;
+}
+
+int tsr_cmd_eval(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) return usage();
+    const char *run_dir = argv[1];
+    int64_t episodes = 0;
+    char **overrides = calloc((size_t)argc + 1, sizeof *overrides);
+    char seed_override[64];
+    int num_overrides = 0;
+    for (int i = 2; i < argc; i++) {
+        bool has_value = i + 1 < argc;
+        if (!strcmp(argv[i], "--episodes") && has_value) {
+            if (!parse_count(argv[++i], &episodes)) {
+                fprintf(stderr, "tessera eval: --episodes '%s' is not a positive integer\n", argv[i]);
+                free(overrides);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--seed") && has_value) {
+            snprintf(seed_override, sizeof seed_override, "run.seed=%s", argv[++i]);
+            overrides[num_overrides++] = seed_override;
+        } else if (!strcmp(argv[i], "--set") && has_value) {
+            overrides[num_overrides++] = argv[++i];
+        } else {
+            fprintf(stderr, "tessera eval: unknown or incomplete option '%s'\n\n", argv[i]);
+            free(overrides);
+            return usage();
+        }
+    }
+    char config_path[4200], params_path[4200];
+    snprintf(config_path, sizeof config_path, "%s/config.ini", run_dir);
+    snprintf(params_path, sizeof params_path, "%s/params.bin", run_dir);
+
+    tsr_run_schema schema;
+    tsr_run_schema_init(&schema);
+    tsr_run_config cfg;
+    tsr_error err;
+    tsr_status st = tsr_run_config_load(&schema, &cfg, config_path, overrides, num_overrides, &err);
+    free(overrides);
+    if (st != TSR_STATUS_OK) {
+        fprintf(stderr, "tessera eval: %s\n", err.message);
+        return 1;
+    }
+    if (!episodes) episodes = cfg.run.evaluation_episodes > 0 ? cfg.run.evaluation_episodes : 10;
+
+    tsr_runner *runner;
+    if (tsr_runner_new(&runner, &cfg, false, &err) != TSR_STATUS_OK) {
+        fprintf(stderr, "tessera eval: %s\n", err.message);
+        return 1;
+    }
+    if (tsr_agent_load_params(tsr_runner_agent(runner), params_path, &err) != TSR_STATUS_OK) {
+        fprintf(stderr, "tessera eval: %s\n", err.message);
+        tsr_runner_free(runner);
+        return 1;
+    }
+    double *returns = calloc((size_t)episodes, sizeof *returns);
+    double mean = tsr_runner_evaluate(runner, episodes, returns);
+    double lo = returns[0], hi = returns[0], squares = 0.0;
+    for (int64_t i = 0; i < episodes; i++) {
+        if (returns[i] < lo) lo = returns[i];
+        if (returns[i] > hi) hi = returns[i];
+        squares += (returns[i] - mean) * (returns[i] - mean);
+    }
+    double stderr_mean = episodes > 1 ? sqrt(squares / (double)(episodes - 1) / (double)episodes)
+                                      : NAN;
+    printf("%s on %s: %lld episodes with epsilon %g: mean return %.3f +- %.3f (standard error), "
+           "min %.3f, max %.3f\n",
+           params_path, cfg.env.name, (long long)episodes, cfg.agent.epsilon_eval, mean,
+           stderr_mean, lo, hi);
+    free(returns);
+    tsr_runner_free(runner);
+    return 0;
+}

@@ -1,0 +1,222 @@
+/* `tessera train` and `tessera eval` run as a user runs them: config errors,
+ * the run directory's files, bit-identical reruns, evaluating a run. */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char tmpdir[64];
+
+static void make_tmpdir(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/tessera_cli_XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void remove_tmpdir(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* Reads a whole file (NUL-terminated, malloc'd), or NULL. */
+static char *slurp(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    size_t got = fread(buf, 1, (size_t)n, f);
+    fclose(f);
+    buf[got] = '\0';
+    if (size) *size = got;
+    return buf;
+}
+
+/* Runs `tessera ARGS` with stdout and stderr captured; returns the exit code. */
+static int tessera(const char *args, char **out, char **err)
+{
+    char cmd[4096], out_path[128], err_path[128];
+    snprintf(out_path, sizeof out_path, "%s/stdout.txt", tmpdir);
+    snprintf(err_path, sizeof err_path, "%s/stderr.txt", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s %s >%s 2>%s", TSR_TESSERA_EXE, args, out_path, err_path);
+    int status = system(cmd);
+    cr_assert(WIFEXITED(status), "%s did not exit normally", cmd);
+    *out = slurp(out_path, NULL);
+    *err = slurp(err_path, NULL);
+    return WEXITSTATUS(status);
+}
+
+/* A short CartPole run: 2 iterations of 600 steps, 2 evaluation episodes. */
+#define SHORT_RUN                                                                                 \
+    TSR_CONFIGS_DIR "/cartpole/dqn.ini --set run.iterations=2 --set run.training_steps=600 "      \
+                    "--set run.evaluation_episodes=2 --set agent.min_replay_history=200 --quiet"
+
+Test(train_cli, an_unknown_key_fails_with_the_nearest_key, .init = make_tmpdir, .fini = remove_tmpdir)
+{
+    char *out, *err, args[1024];
+    snprintf(args, sizeof args, "train %s --set agent.gama=0.9 --run-dir %s/run", SHORT_RUN, tmpdir);
+    cr_expect_eq(tessera(args, &out, &err), 1);
+    cr_expect(strstr(err, "unknown key agent.gama (did you mean agent.gamma?)"), "stderr: %s", err);
+    free(out);
+    free(err);
+}
+
+Test(train_cli, a_bad_value_fails_naming_the_key_value_and_range, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    char *out, *err, args[1024];
+    snprintf(args, sizeof args, "train %s --set agent.batch_size=0 --run-dir %s/run", SHORT_RUN,
+             tmpdir);
+    cr_expect_eq(tessera(args, &out, &err), 1);
+    cr_expect(strstr(err, "agent.batch_size = 0 is outside [1, 65536]"), "stderr: %s", err);
+    free(out);
+    free(err);
+    snprintf(args, sizeof args, "train %s --set optimizer.kind=lamb --run-dir %s/run", SHORT_RUN,
+             tmpdir);
+    cr_expect_eq(tessera(args, &out, &err), 1);
+    cr_expect(strstr(err, "optimizer.kind = 'lamb' is not one of: sgd, adam, rmsprop"), "stderr: %s",
+              err);
+    free(out);
+    free(err);
+    snprintf(args, sizeof args, "train %s/missing.ini --run-dir %s/run", tmpdir, tmpdir);
+    cr_expect_eq(tessera(args, &out, &err), 1);
+    cr_expect(strstr(err, "cannot open config file"), "stderr: %s", err);
+    free(out);
+    free(err);
+}
+
+Test(train_cli, a_run_writes_its_config_metrics_and_parameters_and_evaluates,
+     .init = make_tmpdir, .fini = remove_tmpdir)
+{
+    char *out, *err, args[1024], path[256];
+    snprintf(args, sizeof args, "train %s --seed 3 --threads 1 --run-dir %s/run", SHORT_RUN, tmpdir);
+    cr_assert_eq(tessera(args, &out, &err), 0, "stderr: %s", err);
+    cr_expect(strstr(out, "iteration 2/2"), "stdout: %s", out);
+    cr_expect(strstr(out, "metrics.csv"), "the closing line says where the logs are: %s", out);
+    free(out);
+    free(err);
+
+    snprintf(path, sizeof path, "%s/run/config.ini", tmpdir);
+    char *config = slurp(path, NULL);
+    cr_assert_not_null(config);
+    cr_expect(strstr(config, "seed = 3"), "%s", config);
+    cr_expect(strstr(config, "name = classic/cartpole"));
+    cr_expect(!strstr(config, "[config]"), "the saved config is flat");
+    free(config);
+
+    snprintf(path, sizeof path, "%s/run/metrics.csv", tmpdir);
+    char *csv = slurp(path, NULL);
+    cr_assert_not_null(csv);
+    cr_expect(!strncmp(csv, "iteration,agent_steps,gradient_updates,episodes,train_return,loss,"
+                            "mean_q,sparsity,dormant_fraction,steps_per_second,eval_return\n",
+                       120), "%s", csv);
+    int lines = 0;
+    for (const char *c = csv; *c; c++) lines += *c == '\n';
+    cr_expect_eq(lines, 3, "header + 2 iterations: %s", csv);
+    free(csv);
+    snprintf(path, sizeof path, "%s/run/metrics.jsonl", tmpdir);
+    char *json = slurp(path, NULL);
+    cr_assert_not_null(json);
+    cr_expect(strstr(json, "{\"iteration\": 2, "), "%s", json);
+    cr_expect(strstr(json, "\"eval_return\": "), "%s", json);
+    free(json);
+
+    /* The parameter file: magic, version 1, float32, then the floats. */
+    snprintf(path, sizeof path, "%s/run/params.bin", tmpdir);
+    size_t size;
+    char *params = slurp(path, &size);
+    cr_assert_not_null(params);
+    cr_expect_eq(memcmp(params, "TSRPARAM", 8), 0);
+    uint64_t count;
+    memcpy(&count, params + 16, 8);
+    cr_expect_eq(size, 24 + 4 * count);
+    free(params);
+
+    snprintf(args, sizeof args, "eval %s/run --episodes 3", tmpdir);
+    cr_expect_eq(tessera(args, &out, &err), 0, "stderr: %s", err);
+    cr_expect(strstr(out, "3 episodes") && strstr(out, "mean return"), "stdout: %s", out);
+    free(out);
+    free(err);
+
+    /* A second run into the same directory is refused. */
+    snprintf(args, sizeof args, "train %s --run-dir %s/run", SHORT_RUN, tmpdir);
+    cr_expect_eq(tessera(args, &out, &err), 1);
+    cr_expect(strstr(err, "already holds a run"), "stderr: %s", err);
+    free(out);
+    free(err);
+
+    /* Evaluating under a config whose network differs names both counts. */
+    snprintf(args, sizeof args, "eval %s/run --set network.hidden=32", tmpdir);
+    cr_expect_eq(tessera(args, &out, &err), 1);
+    cr_expect(strstr(err, "parameters but the network of this config has"), "stderr: %s", err);
+    free(out);
+    free(err);
+}
+
+/* metrics.csv without its steps_per_second column (wall-clock). */
+static char *metrics_without_speed(const char *dir)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/metrics.csv", dir);
+    char *csv = slurp(path, NULL);
+    cr_assert_not_null(csv);
+    char *out = malloc(strlen(csv) + 1), *o = out;
+    int column = 0;
+    for (const char *c = csv; *c; c++) {
+        if (*c == '\n') {
+            column = 0;
+            *o++ = *c;
+            continue;
+        }
+        if (*c == ',') column++;
+        if (column != 9) *o++ = *c; /* steps_per_second is the 10th column */
+    }
+    *o = '\0';
+    free(csv);
+    return out;
+}
+
+static char *params_of(const char *dir, size_t *size)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/params.bin", dir);
+    char *p = slurp(path, size);
+    cr_assert_not_null(p);
+    return p;
+}
+
+Test(train_cli, two_runs_with_the_same_seed_are_bit_identical, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    char *out, *err, args[1024], dirs[3][128];
+    const char *seeds[3] = {"5", "5", "6"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(dirs[i], sizeof dirs[i], "%s/run%d", tmpdir, i);
+        snprintf(args, sizeof args, "train %s --seed %s --threads 2 --run-dir %s", SHORT_RUN,
+                 seeds[i], dirs[i]);
+        cr_assert_eq(tessera(args, &out, &err), 0, "stderr: %s", err);
+        free(out);
+        free(err);
+    }
+    char *m0 = metrics_without_speed(dirs[0]), *m1 = metrics_without_speed(dirs[1]);
+    cr_expect_str_eq(m0, m1);
+    size_t s0, s1, s2;
+    char *p0 = params_of(dirs[0], &s0), *p1 = params_of(dirs[1], &s1), *p2 = params_of(dirs[2], &s2);
+    cr_assert_eq(s0, s1);
+    cr_expect_eq(memcmp(p0, p1, s0), 0, "the final parameters of two seed-5 runs differ");
+    cr_assert_eq(s0, s2);
+    cr_expect_neq(memcmp(p0, p2, s0), 0, "seeds 5 and 6 gave the same parameters");
+    free(m0);
+    free(m1);
+    free(p0);
+    free(p1);
+    free(p2);
+}
