@@ -45,8 +45,11 @@ build() { # build DIR [meson options...]
 build build --buildtype=release
 
 if [[ $mode == run ]]; then
-  # The main job until the training loop lands: the op benchmark.
-  exec ./build/bench/bench_ops
+  # The main job: a short run of the MinAtar paper's DQN on MinAtar Breakout
+  # (2 iterations of 25k agent steps). tessera train ends by printing where
+  # the run's config, metrics and parameters are.
+  exec ./build/src/cli/tessera train configs/breakout/dqn.ini --quiet \
+    --set run.iterations=2 --set run.training_steps=25000
 fi
 
 # Runs one suite and prints a closing "NAME: N passed, N failed" line.

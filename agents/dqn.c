@@ -31,7 +31,7 @@ struct tsr_agent {
     tsr_replay_batch *batch;
     tsr_ctx *ctx;
 
-    tsr_rng exploration_rng, eval_exploration_rng, noise_rng;
+    tsr_rng exploration_rng, eval_exploration_rng, noise_rng, eval_noise_rng;
     tsr_noise noise, eval_noise;
 
     /* Shapes of one observation and of a batch, as tensors see them. */
@@ -187,7 +187,10 @@ tsr_status tsr_agent_new(tsr_agent **out, const tsr_run_config *cfg, const tsr_e
     tsr_rng_init(&a->eval_exploration_rng, seed, TSR_RNG_STREAM_EVAL_EXPLORATION);
     tsr_rng_init(&a->noise_rng, seed, TSR_RNG_STREAM_NOISE);
     a->noise = (tsr_noise){.rng = &a->noise_rng, .means_only = false};
-    a->eval_noise = (tsr_noise){.rng = NULL, .means_only = true};
+    tsr_rng_init(&a->eval_noise_rng, seed, TSR_RNG_STREAM_EVAL_NOISE);
+    /* NoisyNet layers use their means; a random router or noisy routing still
+     * draws, from a stream of its own. */
+    a->eval_noise = (tsr_noise){.rng = &a->eval_noise_rng, .means_only = true};
     a->ctx = tsr_ctx_new(NULL);
     a->observation = tsr_calloc(1, a->obs_bytes);
 

@@ -14,7 +14,7 @@
 #                     (default: the preset's own, 50 x 100k = 5M for dqn)
 #   --jobs            runs at once, one thread each (default: the number of cores)
 #   --out             where the run directories and summary.md go
-#                     (default bench/learning-<preset>-<date>)
+#                     (default runs/learning-<preset>-<date>)
 #   --set             any other override, passed to every run
 #
 # A run that already finished is not run again (an interrupted one is), so an
@@ -50,7 +50,7 @@ while (($#)); do
   esac
 done
 [[ -x $tessera ]] || { echo "learning.sh: $tessera not found; build first (./setup.sh run or ninja -C build)" >&2; exit 1; }
-out=${out:-bench/learning-$preset-$(date +%Y%m%d-%H%M%S)}
+out=${out:-runs/learning-$preset-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 
 budget=()

@@ -188,6 +188,11 @@ static tsr_status validate_agent(const tsr_run_config *cfg, tsr_error *err)
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
                              "agent.dopamine_uniform_replay reproduces a bug of prioritized "
                              "replay (google/dopamine#230); it needs agent.prioritized = true");
+    if ((double)cfg->run.iterations * (double)cfg->run.training_steps > 1e15)
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "run.iterations x run.training_steps = %lld x %lld exceeds 1e15 "
+                             "agent steps", (long long)cfg->run.iterations,
+                             (long long)cfg->run.training_steps);
     if (cfg->optimizer.kind == TSR_OPTIMIZER_RMSPROP && !(cfg->optimizer.eps > 0))
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
                              "optimizer.eps = %g: rmsprop needs eps > 0", cfg->optimizer.eps);

@@ -271,6 +271,31 @@ Test(agent, pruned_weights_stay_zero_and_the_target_copies_them)
     tsr_agent_free(agent);
 }
 
+Test(agent, evaluates_networks_that_draw_noise_in_every_pass)
+{
+    const char *presets[][2] = {
+        {TSR_CONFIGS_DIR "/breakout/dqn_softmoe.ini", "network.random_router=true"},
+        {TSR_CONFIGS_DIR "/breakout/dqn_top1moe.ini", "network.noisy_routing=true"},
+        {TSR_CONFIGS_DIR "/breakout/rainbow.ini", "network.noisy=true"},
+    };
+    for (int i = 0; i < 3; i++) {
+        tsr_run_config cfg = load(presets[i][0], OVERRIDES(presets[i][1], "run.iterations=1",
+                                                           "run.training_steps=40",
+                                                           "run.evaluation_episodes=1",
+                                                           "run.max_episode_steps=30",
+                                                           "agent.min_replay_history=16",
+                                                           "agent.update_period=1"));
+        tsr_runner *runner;
+        tsr_error err;
+        cr_assert_eq(tsr_runner_new(&runner, &cfg, true, &err), TSR_STATUS_OK, "%s", err.message);
+        tsr_iteration_metrics m;
+        cr_assert(tsr_runner_run_iteration(runner, &m, &err));
+        cr_expect(isfinite(m.eval_return) && isfinite(m.dormant_fraction), "%s", presets[i][0]);
+        cr_expect_gt(m.gradient_updates, 0);
+        tsr_runner_free(runner);
+    }
+}
+
 /* ---- replay scheme ----------------------------------------------------------- */
 
 Test(agent, says_which_replay_is_in_effect_including_dopamines_uniform_bug)

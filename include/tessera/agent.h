@@ -69,6 +69,8 @@ extern "C" {
 enum {
     TSR_RNG_STREAM_EVAL_EXPLORATION = 0x45564131, /* evaluation epsilon-greedy */
     TSR_RNG_STREAM_EVAL_ENV_SEED = 0x45564132,    /* draws the evaluation env's seed */
+    TSR_RNG_STREAM_EVAL_NOISE = 0x45564133,       /* random routers, noisy routing when
+                                                   * evaluating (NoisyNet layers use their means) */
 };
 
 /* Dopamine's linearly_decaying_epsilon: with D = decay_period and

@@ -87,6 +87,8 @@ int tsr_cmd_summary(int argc, char **argv)
             return 1;
         }
         tsr_env_spec spec = tsr_env_get_spec(&env);
+        /* Vector observations (CartPole): the mlp encoder's (1, 1, F). */
+        if (!input.h && spec.obs_ndim == 1) input = (tsr_image_shape){1, 1, spec.obs_shape[0]};
         if (!input.h) {
             if (spec.obs_ndim != 3) {
                 fprintf(stderr, "tessera summary: %s has no image observations; give --input\n",

@@ -67,7 +67,8 @@ static bool on_progress(void *user, const tsr_progress *p)
         return !interrupted;
     double rate = p->elapsed > 0 ? (double)p->total_steps / p->elapsed : 0;
     char eta[32], ret[32];
-    format_duration(rate > 0 ? (double)(st->total - p->total_steps) / rate : NAN, eta, sizeof eta);
+    int64_t left = st->total > p->total_steps ? st->total - p->total_steps : 0;
+    format_duration(rate > 0 ? (double)left / rate : NAN, eta, sizeof eta);
     if (isfinite(p->recent_return)) snprintf(ret, sizeof ret, "%.2f", p->recent_return);
     else snprintf(ret, sizeof ret, "-");
     char line[256];
