@@ -1,6 +1,5 @@
 /* dqn.c — the DQN / Rainbow-style agent: Dopamine's loop semantics over
  * tessera's networks, value losses, optimizers, pruner and replay (agent.h). */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -452,69 +451,37 @@ tsr_status tsr_agent_health(tsr_agent *a, double tau, double *sparsity, double *
     return TSR_STATUS_OK;
 }
 
-/* ==== the parameter file ===================================================== */
+/* ==== checkpoints ============================================================= */
 
-static const char params_magic[8] = {'T', 'S', 'R', 'P', 'A', 'R', 'A', 'M'};
-
-tsr_status tsr_agent_save_params(tsr_agent *a, const char *path, tsr_error *err)
+void tsr_agent_checkpoint(tsr_agent *a, tsr_ckpt *c, bool with_replay, bool *replay_restored)
 {
-    const tsr_params *p = &a->online.params;
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return tsr_error_set(err, TSR_STATUS_IO, "cannot write %s: %s", path, strerror(errno));
-    uint32_t version = TSR_PARAMS_FILE_VERSION, dtype = 0;
-    uint64_t count = (uint64_t)tsr_params_count(p);
-    bool ok = fwrite(params_magic, 1, 8, f) == 8 && fwrite(&version, 4, 1, f) == 1 &&
-              fwrite(&dtype, 4, 1, f) == 1 && fwrite(&count, 8, 1, f) == 1;
-    for (int i = 0; ok && i < p->count; i++) {
-        const tsr_tensor *v = &p->items[i].value;
-        size_t numel = (size_t)tsr_tensor_numel(v);
-        ok = fwrite(v->data, sizeof(float), numel, f) == numel;
+    TSR_ASSERT_MSG(a->training, "checkpoints hold training agents");
+    bool writing = tsr_ckpt_writing(c);
+    tsr_ckpt_params(c, "params/online", &a->online.params);
+    tsr_ckpt_params(c, "params/target", &a->target.params);
+    tsr_optimizer_checkpoint(a->optimizer, c, "optimizer");
+    if (a->pruner) tsr_pruner_checkpoint(a->pruner, &a->online.params, c, "pruning");
+    tsr_ckpt_i64(c, "counters/training_steps", &a->training_steps);
+    tsr_ckpt_i64(c, "counters/gradient_updates", &a->updates);
+    tsr_ckpt_i64(c, "counters/target_syncs", &a->target_syncs);
+    tsr_ckpt_i64(c, "counters/last_target_sync_step", &a->last_target_sync_step);
+    tsr_ckpt_rng(c, "rng/exploration", &a->exploration_rng);
+    tsr_ckpt_rng(c, "rng/eval_exploration", &a->eval_exploration_rng);
+    tsr_ckpt_rng(c, "rng/noise", &a->noise_rng);
+    tsr_ckpt_rng(c, "rng/eval_noise", &a->eval_noise_rng);
+    tsr_ckpt_f64(c, "agent/last_epsilon", &a->last_epsilon);
+    /* The last training batch feeds the dormant-neuron metric at the end of
+     * an iteration that made no update. */
+    if (writing ? a->has_batch : tsr_ckpt_has(c, "agent/last_batch_observations")) {
+        tsr_tensor obs = tsr_tensor_view(a->batch->obs, a->obs_dtype, a->obs_ndim, a->batch_shape);
+        tsr_ckpt_tensor(c, "agent/last_batch_observations", &obs);
+        if (!writing) a->has_batch = true;
     }
-    if (fclose(f) != 0) ok = false;
-    if (!ok) return tsr_error_set(err, TSR_STATUS_IO, "cannot write %s: %s", path, strerror(errno));
-    return TSR_STATUS_OK;
-}
-
-tsr_status tsr_agent_load_params(tsr_agent *a, const char *path, tsr_error *err)
-{
-    tsr_params *p = &a->online.params;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return tsr_error_set(err, TSR_STATUS_IO, "cannot open parameter file %s: %s", path,
-                             strerror(errno));
-    char magic[8];
-    uint32_t version = 0, dtype = 0;
-    uint64_t count = 0;
-    tsr_status st = TSR_STATUS_OK;
-    if (fread(magic, 1, 8, f) != 8 || memcmp(magic, params_magic, 8))
-        st = tsr_error_set(err, TSR_STATUS_FORMAT, "%s is not a tessera parameter file", path);
-    else if (fread(&version, 4, 1, f) != 1 || fread(&dtype, 4, 1, f) != 1 ||
-             fread(&count, 8, 1, f) != 1)
-        st = tsr_error_set(err, TSR_STATUS_FORMAT, "%s: truncated header", path);
-    else if (version != TSR_PARAMS_FILE_VERSION)
-        st = tsr_error_set(err, TSR_STATUS_FORMAT,
-                           "%s: parameter file version %u; this build reads version %d", path,
-                           version, TSR_PARAMS_FILE_VERSION);
-    else if (dtype != 0)
-        st = tsr_error_set(err, TSR_STATUS_FORMAT, "%s: dtype code %u; only float32 (0) is known",
-                           path, dtype);
-    else if (count != (uint64_t)tsr_params_count(p))
-        st = tsr_error_set(err, TSR_STATUS_FORMAT,
-                           "%s holds %llu parameters but the network of this config has %lld "
-                           "(was the config changed?)",
-                           path, (unsigned long long)count, (long long)tsr_params_count(p));
-    for (int i = 0; st == TSR_STATUS_OK && i < p->count; i++) {
-        tsr_tensor *v = &p->items[i].value;
-        size_t numel = (size_t)tsr_tensor_numel(v);
-        if (fread(v->data, sizeof(float), numel, f) != numel)
-            st = tsr_error_set(err, TSR_STATUS_FORMAT, "%s: truncated after %d tensors", path, i);
-    }
-    if (st == TSR_STATUS_OK && fgetc(f) != EOF)
-        st = tsr_error_set(err, TSR_STATUS_FORMAT, "%s: %llu parameters expected, the file is longer",
-                           path, (unsigned long long)count);
-    fclose(f);
-    tsr_params_bump_version(p);
-    if (st == TSR_STATUS_OK && a->target_built) tsr_params_copy_values(&a->target.params, p);
-    return st;
+    /* The replay: every stored step, so the n-step windows still open at
+     * the checkpoint (the current episode's tail) carry on as well. */
+    int64_t add_count = tsr_replay_add_count(a->replay);
+    if (writing) tsr_ckpt_i64(c, "counters/replay_add_count", &add_count);
+    bool restore = writing ? with_replay : tsr_ckpt_has(c, "replay/add_count");
+    if (restore) tsr_replay_checkpoint(a->replay, c, "replay");
+    if (replay_restored) *replay_restored = restore && tsr_ckpt_status(c) == TSR_STATUS_OK;
 }

@@ -434,3 +434,37 @@ double tsr_replay_priority(const tsr_replay *r, int64_t index)
 }
 
 double tsr_replay_max_priority(const tsr_replay *r) { return r->max_priority; }
+
+/* ------------------------------------------------------------------------ */
+/* Checkpoints                                                              */
+/* ------------------------------------------------------------------------ */
+
+void tsr_replay_checkpoint(tsr_replay *r, tsr_ckpt *c, const char *group)
+{
+    char path[512];
+#define ITEM(name) (snprintf(path, sizeof path, "%s/%s", group, name), path)
+    /* The layout is fixed by the options, which come from the config: a
+     * replay of another capacity or observation shape fails on the shapes. */
+    int64_t n = r->capacity, stored = (int64_t)r->stored_obs_bytes;
+    tsr_ckpt_array(c, ITEM("observations"), TSR_CKPT_U8, 2, TSR_SHAPE(n, stored), r->obs,
+                   TSR_CKPT_COMPRESS);
+    tsr_ckpt_array(c, ITEM("actions"), TSR_CKPT_I32, 1, TSR_SHAPE(n), r->actions, TSR_CKPT_COMPRESS);
+    tsr_ckpt_array(c, ITEM("rewards"), TSR_CKPT_F32, 1, TSR_SHAPE(n), r->rewards, TSR_CKPT_COMPRESS);
+    tsr_ckpt_array(c, ITEM("flags"), TSR_CKPT_U8, 1, TSR_SHAPE(n), r->flags, TSR_CKPT_COMPRESS);
+    /* The sum tree's leaves; the inner nodes are rebuilt from them below,
+     * each the sum of its two children exactly as tree_set keeps them. */
+    tsr_ckpt_array(c, ITEM("priorities"), TSR_CKPT_F64, 1, TSR_SHAPE(n), r->tree + r->tree_leaves,
+                   TSR_CKPT_COMPRESS);
+    tsr_ckpt_i64(c, ITEM("add_count"), &r->add_count);
+    tsr_ckpt_i64(c, ITEM("num_valid"), &r->num_valid);
+    tsr_ckpt_f64(c, ITEM("max_priority"), &r->max_priority);
+    tsr_ckpt_rng(c, ITEM("rng"), &r->rng);
+#undef ITEM
+    if (tsr_ckpt_writing(c) || tsr_ckpt_status(c) != TSR_STATUS_OK) return;
+    for (int64_t node = r->tree_leaves - 1; node >= 1; node--)
+        r->tree[node] = r->tree[2 * node] + r->tree[2 * node + 1];
+    if (r->add_count < 0 || r->num_valid < 0 || r->num_valid > r->capacity)
+        tsr_ckpt_fail(c, TSR_STATUS_FORMAT, "replay counters out of range (add_count %lld, "
+                      "num_valid %lld, capacity %lld)",
+                      (long long)r->add_count, (long long)r->num_valid, (long long)r->capacity);
+}

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -218,6 +219,101 @@ bool tsr_runner_run_iteration(tsr_runner *r, tsr_iteration_metrics *m, tsr_error
     m->seconds = seconds_now() - start;
     return !r->stop;
 }
+
+/* ==== checkpoints ============================================================ */
+
+/* One environment: its whole state as the C struct's bytes (what
+ * tsr_env_state_restore checks and takes), plus, for readers of the file,
+ * the sticky-action memory and both streams as plain values, which are read
+ * back over the restored struct and so must agree with it. */
+static void env_checkpoint(tsr_ckpt *c, tsr_env *env, const char *name)
+{
+    char path[256];
+    size_t size = tsr_env_state_size(env);
+    uint8_t *bytes = tsr_malloc(size);
+    bool writing = tsr_ckpt_writing(c);
+    tsr_env_game game = env->game;
+    if (writing) memcpy(bytes, tsr_env_state_bytes(env), size);
+    snprintf(path, sizeof path, "env/%s/state", name);
+    tsr_ckpt_array(c, path, TSR_CKPT_U8, 1, TSR_SHAPE((int64_t)size), bytes, 0);
+    if (!writing && tsr_ckpt_status(c) == TSR_STATUS_OK) {
+        tsr_error err;
+        if (tsr_env_state_restore(env, bytes, size, &err) != TSR_STATUS_OK)
+            tsr_ckpt_fail(c, TSR_STATUS_FORMAT, "%s: %s", path, err.message);
+        else if (env->game != game)
+            tsr_ckpt_fail(c, TSR_STATUS_FORMAT,
+                          "%s is the state of another game than this run's env.name", path);
+    }
+    tsr_free(bytes);
+    int64_t previous_action = env->previous_action;
+    snprintf(path, sizeof path, "env/%s/previous_action", name);
+    tsr_ckpt_i64(c, path, &previous_action);
+    env->previous_action = (int32_t)previous_action;
+    snprintf(path, sizeof path, "rng/%s_env", name);
+    tsr_ckpt_rng(c, path, &env->rng);
+    snprintf(path, sizeof path, "rng/%s_sticky", name);
+    tsr_ckpt_rng(c, path, &env->sticky_rng);
+}
+
+static void runner_checkpoint(tsr_runner *r, tsr_ckpt *c, bool with_replay, bool *replay_restored)
+{
+    tsr_ckpt_i64(c, "counters/iteration", &r->iteration);
+    tsr_ckpt_i64(c, "counters/agent_steps", &r->total_steps);
+    tsr_ckpt_i64(c, "counters/episodes", &r->total_episodes);
+    tsr_ckpt_array(c, "runner/recent_returns", TSR_CKPT_F64, 1, TSR_SHAPE(RECENT_EPISODES),
+                   r->recent, 0);
+    tsr_ckpt_i64(c, "runner/recent_count", &r->recent_count);
+    env_checkpoint(c, &r->env, "train");
+    env_checkpoint(c, &r->eval_env, "eval");
+    tsr_agent_checkpoint(r->agent, c, with_replay, replay_restored);
+}
+
+/* The resolved config as INI text (a new string). */
+static char *config_text(const tsr_run_config *cfg)
+{
+    tsr_run_schema schema;
+    tsr_run_schema_init(&schema);
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    TSR_ASSERT_MSG(f, "open_memstream failed");
+    tsr_config_write(&schema.schema, cfg, f);
+    fclose(f);
+    char *copy = tsr_malloc(size + 1);
+    memcpy(copy, text, size + 1);
+    free(text);
+    return copy;
+}
+
+tsr_status tsr_runner_save_checkpoint(tsr_runner *r, const char *path, bool with_replay,
+                                      tsr_error *err)
+{
+    TSR_ASSERT_MSG(r->training, "checkpoints hold training runs");
+    tsr_ckpt *c;
+    tsr_status st = tsr_ckpt_create(&c, path, err);
+    if (st != TSR_STATUS_OK) return st;
+    char *text = config_text(&r->cfg);
+    tsr_ckpt_text(c, "config", &text);
+    tsr_free(text);
+    runner_checkpoint(r, c, with_replay, NULL);
+    return tsr_ckpt_close(c);
+}
+
+tsr_status tsr_runner_load_checkpoint(tsr_runner *r, const char *path, bool *replay_restored,
+                                      tsr_error *err)
+{
+    TSR_ASSERT_MSG(r->training, "checkpoints hold training runs");
+    tsr_ckpt *c;
+    tsr_status st = tsr_ckpt_open(&c, path, err);
+    if (st != TSR_STATUS_OK) return st;
+    runner_checkpoint(r, c, true, replay_restored);
+    st = tsr_ckpt_close(c);
+    if (st == TSR_STATUS_OK && (r->iteration < 0 || r->recent_count < 0))
+        st = tsr_error_set(err, TSR_STATUS_FORMAT, "checkpoint %s: negative counters", path);
+    return st;
+}
+
+int64_t tsr_runner_iteration(const tsr_runner *r) { return r->iteration; }
 
 /* ==== metric files ========================================================== */
 

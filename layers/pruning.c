@@ -670,3 +670,34 @@ void tsr_prune_report_print(const tsr_prune_report *r, FILE *out)
         fprintf(out, "dense forward: %.4g FLOPs, %.4g of them (%.2f%%) on zero weights\n",
                 r->dense_flops, r->zero_flops, 100.0 * r->zero_flops / r->dense_flops);
 }
+
+/* ==== checkpoints ======================================================== */
+
+void tsr_pruner_checkpoint(tsr_pruner *p, const tsr_params *params, tsr_ckpt *c,
+                           const char *group)
+{
+    char path[512];
+    int64_t start = p->start, end = p->end;
+    snprintf(path, sizeof path, "%s/start_step", group);
+    tsr_ckpt_i64(c, path, &start);
+    snprintf(path, sizeof path, "%s/end_step", group);
+    tsr_ckpt_i64(c, path, &end);
+    if (!tsr_ckpt_writing(c) && tsr_ckpt_status(c) == TSR_STATUS_OK &&
+        (start != p->start || end != p->end)) {
+        tsr_ckpt_fail(c, TSR_STATUS_FORMAT,
+                      "%s: pruning schedule from update %lld to %lld in the file, %lld to %lld "
+                      "in this run's config",
+                      group, (long long)start, (long long)end, (long long)p->start,
+                      (long long)p->end);
+        return;
+    }
+    snprintf(path, sizeof path, "%s/masks_active", group);
+    tsr_ckpt_bool(c, path, &p->masks_active);
+    for (int i = 0; i < p->count; i++) {
+        if (!p->pruned[i]) continue;
+        snprintf(path, sizeof path, "%s/masks/%s", group, params->items[i].name);
+        tsr_ckpt_tensor(c, path, &p->mask_views[i]);
+        snprintf(path, sizeof path, "%s/current_sparsity/%s", group, params->items[i].name);
+        tsr_ckpt_f64(c, path, &p->current_sparsity[i]);
+    }
+}

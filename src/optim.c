@@ -307,3 +307,41 @@ void tsr_optimizer_step(tsr_optimizer *opt, uint64_t epoch)
     }
     tsr_params_bump_version(p);
 }
+
+/* ==== checkpoints ======================================================== */
+
+void tsr_optimizer_checkpoint(tsr_optimizer *opt, tsr_ckpt *c, const char *group)
+{
+    static const char *const kind_names[] = {"sgd", "adam", "rmsprop"};
+    char path[512];
+    /* The kind and the state blocks come from the config; a checkpoint of
+     * another optimizer is refused rather than half read. */
+    char kind[32];
+    snprintf(kind, sizeof kind, "%s", kind_names[opt->options.kind]);
+    char *file_kind = kind;
+    int64_t slots = opt->state_count;
+    snprintf(path, sizeof path, "%s/kind", group);
+    tsr_ckpt_text(c, path, &file_kind);
+    snprintf(path, sizeof path, "%s/state_count", group);
+    tsr_ckpt_i64(c, path, &slots);
+    if (!tsr_ckpt_writing(c) && tsr_ckpt_status(c) == TSR_STATUS_OK) {
+        bool same = !strcmp(file_kind, kind) && slots == opt->state_count;
+        if (!same)
+            tsr_ckpt_fail(c, TSR_STATUS_FORMAT,
+                          "%s holds the state of a %s optimizer with %lld state blocks; this "
+                          "run's optimizer is %s with %d (was optimizer.kind, centered or "
+                          "momentum changed?)",
+                          group, file_kind, (long long)slots, kind, opt->state_count);
+        tsr_free(file_kind);
+        if (!same) return;
+    }
+    snprintf(path, sizeof path, "%s/step_count", group);
+    tsr_ckpt_i64(c, path, &opt->step_count);
+    for (int s = 0; s < opt->state_count; s++)
+        for (int i = 0; i < opt->params->count; i++) {
+            tsr_tensor t = tsr_optimizer_state(opt, s, i);
+            snprintf(path, sizeof path, "%s/%s/%s", group, opt->state_name[s],
+                     opt->params->items[i].name);
+            tsr_ckpt_tensor(c, path, &t);
+        }
+}

@@ -106,6 +106,11 @@ static const tsr_config_key run_keys[] = {
             "tau of the dormant-neuron fraction (0: exactly inactive units)"),
     RUN_KEY(flush_denormals, TSR_CONFIG_BOOL, 0, 0, "true",
             "flush subnormal floats to zero on the run's threads (x86 MXCSR FTZ/DAZ)"),
+    RUN_KEY(checkpoint_every, TSR_CONFIG_INT, 0, 1e9, "1",
+            "iterations between HDF5 checkpoints (0: only after the last iteration)"),
+    RUN_KEY(checkpoint_keep, TSR_CONFIG_INT, 1, 1e6, "2", "newest checkpoints kept"),
+    RUN_KEY(checkpoint_replay, TSR_CONFIG_BOOL, 0, 0, "true",
+            "save the replay buffer in checkpoints (needed for an exact resume)"),
 };
 
 #define COPY_KEYS(table)                                                                          \

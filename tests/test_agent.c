@@ -377,55 +377,6 @@ Test(agent, the_same_seed_and_thread_count_give_bit_identical_runs)
     expect_deterministic(TSR_CONFIGS_DIR "/cartpole/rainbow.ini");
 }
 
-/* ---- the parameter file ----------------------------------------------------- */
-
-Test(agent, saved_parameters_load_back_and_mismatches_are_refused)
-{
-    char dir[] = "/tmp/tessera_params_XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
-    char path[256], bad[256];
-    snprintf(path, sizeof path, "%s/params.bin", dir);
-    snprintf(bad, sizeof bad, "%s/bad.bin", dir);
-    tsr_run_config cfg = load(TSR_CONFIGS_DIR "/cartpole/dqn.ini", OVERRIDES("run.seed=1"));
-    tsr_agent *a = vector_agent(&cfg);
-    tsr_error err;
-    cr_assert_eq(tsr_agent_save_params(a, path, &err), TSR_STATUS_OK, "%s", err.message);
-
-    tsr_run_config other_seed = load(TSR_CONFIGS_DIR "/cartpole/dqn.ini", OVERRIDES("run.seed=2"));
-    tsr_agent *b;
-    cr_assert_eq(tsr_agent_new(&b, &other_seed, &vector_spec, 0, false, &err), TSR_STATUS_OK);
-    cr_expect(!params_equal(&tsr_agent_online(a)->params, &tsr_agent_online(b)->params));
-    cr_assert_eq(tsr_agent_load_params(b, path, &err), TSR_STATUS_OK, "%s", err.message);
-    cr_expect(params_equal(&tsr_agent_online(a)->params, &tsr_agent_online(b)->params));
-
-    tsr_run_config wider = load(TSR_CONFIGS_DIR "/cartpole/dqn.ini", OVERRIDES("network.hidden=64"));
-    tsr_agent *c;
-    cr_assert_eq(tsr_agent_new(&c, &wider, &vector_spec, 0, false, &err), TSR_STATUS_OK);
-    cr_expect_eq(tsr_agent_load_params(c, path, &err), TSR_STATUS_FORMAT);
-    cr_expect(strstr(err.message, "parameters but the network of this config has"), "%s",
-              err.message);
-
-    FILE *f = fopen(bad, "wb");
-    fputs("not parameters at all", f);
-    fclose(f);
-    cr_expect_eq(tsr_agent_load_params(b, bad, &err), TSR_STATUS_FORMAT);
-    cr_expect(strstr(err.message, "not a tessera parameter file"), "%s", err.message);
-    /* A future version is refused by number. */
-    f = fopen(path, "r+b");
-    uint32_t version = 7;
-    fseek(f, 8, SEEK_SET);
-    fwrite(&version, 4, 1, f);
-    fclose(f);
-    cr_expect_eq(tsr_agent_load_params(b, path, &err), TSR_STATUS_FORMAT);
-    cr_expect(strstr(err.message, "version 7"), "%s", err.message);
-    unlink(path);
-    unlink(bad);
-    rmdir(dir);
-    tsr_agent_free(a);
-    tsr_agent_free(b);
-    tsr_agent_free(c);
-}
-
 Test(agent, refuses_an_encoder_that_does_not_fit_the_observations)
 {
     tsr_run_config cfg = load(NULL, OVERRIDES("network.encoder=minatar"));

@@ -55,6 +55,7 @@
 #include <stdio.h>
 
 #include "tessera/autograd.h"
+#include "tessera/checkpoint.h"
 #include "tessera/env.h"
 #include "tessera/network.h"
 #include "tessera/pruning.h"
@@ -137,14 +138,13 @@ const tsr_pruner *tsr_agent_pruner(const tsr_agent *agent); /* NULL without prun
 tsr_status tsr_agent_health(tsr_agent *agent, double tau, double *sparsity,
                             double *dormant_fraction, tsr_error *err);
 
-/* The online parameters as a flat file: "TSRPARAM", uint32 version (1),
- * uint32 dtype (0: float32), uint64 count, then `count` floats in
- * registration order (native byte order). Loading refuses another magic,
- * version or count, or a file of the wrong size, naming the file and both
- * counts. The checkpoint issue replaces this with HDF5. */
-enum { TSR_PARAMS_FILE_VERSION = 1 };
-tsr_status tsr_agent_save_params(tsr_agent *agent, const char *path, tsr_error *err);
-tsr_status tsr_agent_load_params(tsr_agent *agent, const char *path, tsr_error *err);
+/* Writes or reads a training agent's whole state through a checkpoint
+ * (checkpoints/FORMAT.md): online and target parameters, optimizer, pruner,
+ * counters, random streams, the last batch, and — when writing with
+ * `with_replay`, or reading a file that has one — the replay. On reading,
+ * *replay_restored (may be NULL) says whether the replay came back; without
+ * it the agent keeps an empty replay and warms up again. */
+void tsr_agent_checkpoint(tsr_agent *agent, tsr_ckpt *c, bool with_replay, bool *replay_restored);
 
 /* Gradient updates a run of `cfg` makes, counted as the loop would if each
  * agent step stored one transition: steps t in [0, iterations x
@@ -202,6 +202,22 @@ bool tsr_runner_run_iteration(tsr_runner *runner, tsr_iteration_metrics *metrics
 double tsr_runner_evaluate(tsr_runner *runner, int64_t episodes, double *returns);
 tsr_agent *tsr_runner_agent(tsr_runner *runner);
 const tsr_env_spec *tsr_runner_env_spec(const tsr_runner *runner);
+/* Iterations finished so far (restored by a checkpoint load). */
+int64_t tsr_runner_iteration(const tsr_runner *runner);
+
+/* Checkpoints of a training runner, between iterations (checkpoints/FORMAT.md):
+ * the resolved config, the counters, the last 100 training returns, both
+ * environments (state, sticky-action memory, streams) and the agent
+ * (tsr_agent_checkpoint), the replay included when `with_replay`. Written
+ * atomically (checkpoint.h). Loading into a runner built from the same
+ * config continues the run exactly as if it had not stopped; a checkpoint
+ * of another network, optimizer, pruning schedule, replay size or game is an
+ * error naming what differs. On an error the runner is half loaded and must
+ * be freed. */
+tsr_status tsr_runner_save_checkpoint(tsr_runner *runner, const char *path, bool with_replay,
+                                      tsr_error *err);
+tsr_status tsr_runner_load_checkpoint(tsr_runner *runner, const char *path, bool *replay_restored,
+                                      tsr_error *err);
 
 /* Metric files: the CSV header line, and one row / one JSON object per iteration
  * (NAN values are empty in CSV and null in JSON). */

@@ -41,6 +41,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "tessera/checkpoint.h"
 #include "tessera/params.h"
 #include "tessera/status.h"
 #include "tessera/tensor.h"
@@ -104,6 +105,12 @@ float *tsr_optimizer_state_block(tsr_optimizer *opt, int slot);
 /* A float32 view of state `slot` for parameter `param_index`, shaped like the
  * parameter (writable: checkpoint loads fill it). */
 tsr_tensor tsr_optimizer_state(tsr_optimizer *opt, int slot, int param_index);
+
+/* Writes or reads the optimizer under `group` of a checkpoint: the kind and
+ * number of state blocks (checked on reading), the step count, and each
+ * state block per parameter, <group>/<state name>/<parameter name>, shaped
+ * like the parameter (checkpoints/FORMAT.md). */
+void tsr_optimizer_checkpoint(tsr_optimizer *opt, tsr_ckpt *c, const char *group);
 
 #ifdef __cplusplus
 }

@@ -61,6 +61,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "tessera/checkpoint.h"
 #include "tessera/config.h"
 #include "tessera/layers.h"
 #include "tessera/params.h"
@@ -190,6 +191,13 @@ size_t tsr_pruner_mask_bytes(const tsr_pruner *pruner);
 /* After writing masks directly (a checkpoint load): masks count as computed,
  * so tsr_pruner_apply uses them. */
 void tsr_pruner_masks_loaded(tsr_pruner *pruner);
+/* Writes or reads the pruner's state under `group` of a checkpoint: the
+ * resolved schedule (checked on reading), whether masks have been computed,
+ * and each pruned tensor's mask (uint8, shaped like the parameter) and the
+ * sparsity it was computed for. The schedule's position is the optimizer's
+ * step count, saved with the optimizer. */
+void tsr_pruner_checkpoint(tsr_pruner *pruner, const tsr_params *params, tsr_ckpt *c,
+                           const char *group);
 
 /* ---- sparsity and FLOPs report ----------------------------------------------- */
 

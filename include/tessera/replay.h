@@ -75,6 +75,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tessera/checkpoint.h"
 #include "tessera/status.h"
 #include "tessera/tensor.h"
 
@@ -151,6 +152,13 @@ double tsr_replay_max_priority(const tsr_replay *r);
 /* Bytes held by the replay (storage, sum tree and the struct), excluding
  * batches. See MEMORY in the file comment for the per-step breakdown. */
 size_t tsr_replay_memory_bytes(const tsr_replay *r);
+
+/* Writes the whole replay under `group` of a checkpoint, or reads it back
+ * (checkpoints/FORMAT.md: observations as stored, packed or not; actions,
+ * rewards, flags, the sum tree's leaves, counters and the replay's stream).
+ * A replay restored this way samples exactly as the saved one would have.
+ * The arrays must have this replay's capacity and stored observation size. */
+void tsr_replay_checkpoint(tsr_replay *r, tsr_ckpt *c, const char *group);
 
 #ifdef __cplusplus
 }

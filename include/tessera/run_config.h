@@ -102,6 +102,9 @@ typedef struct tsr_run_options {
     /* Flush subnormal floats to zero on the run's threads: optimizer moments
      * decaying into subnormals slowed MinAtar updates twofold. On by default. */
     bool flush_denormals;
+    int64_t checkpoint_every;    /* iterations between checkpoints; 0: only the last */
+    int64_t checkpoint_keep;     /* newest checkpoint files kept (>= 1) */
+    bool checkpoint_replay;      /* replay buffer in each checkpoint (exact resume) */
 } tsr_run_options;
 
 typedef struct tsr_run_config {

@@ -1,5 +1,6 @@
-/* cmd_eval.c — `tessera eval RUN_DIR`: evaluation episodes with a run's
- * final parameters (RUN_DIR/params.bin) under its resolved config. */
+/* cmd_eval.c — `tessera eval RUN_DIR`: evaluation episodes with the online
+ * parameters of a run's newest checkpoint (or a given one) under the run's
+ * resolved config. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,8 +13,11 @@
 static int usage(void)
 {
     fprintf(stderr,
-            "usage: tessera eval RUN_DIR [--episodes N] [--seed S] [--set section.key=value ...]\n"
-            "  RUN_DIR     a directory written by `tessera train` (config.ini, params.bin)\n"
+            "usage: tessera eval RUN_DIR [--episodes N] [--seed S] [--checkpoint FILE]\n"
+            "                            [--set section.key=value ...]\n"
+            "  RUN_DIR     a directory written by `tessera train` (config.ini, checkpoints/)\n"
+            "  --checkpoint  the checkpoint whose online parameters are evaluated (default: the\n"
+            "              run's newest complete one)\n"
             "  --episodes  evaluation episodes (default: the run's run.evaluation_episodes, or 10)\n"
             "  --seed      run.seed for the evaluation env and epsilon draws (default: the run's)\n"
             "  --set       override a key of the run's config (e.g. agent.epsilon_eval=0)\n");
@@ -37,6 +41,7 @@ int tsr_cmd_eval(int argc, char **argv)
     int64_t episodes = 0;
     char **overrides = calloc((size_t)argc + 1, sizeof *overrides);
     char seed_override[64];
+    const char *checkpoint = NULL;
     int num_overrides = 0;
     for (int i = 2; i < argc; i++) {
         bool has_value = i + 1 < argc;
@@ -51,6 +56,8 @@ int tsr_cmd_eval(int argc, char **argv)
             overrides[num_overrides++] = seed_override;
         } else if (!strcmp(argv[i], "--set") && has_value) {
             overrides[num_overrides++] = argv[++i];
+        } else if (!strcmp(argv[i], "--checkpoint") && has_value) {
+            checkpoint = argv[++i];
         } else {
             fprintf(stderr, "tessera eval: unknown or incomplete option '%s'\n\n", argv[i]);
             free(overrides);
@@ -59,7 +66,6 @@ int tsr_cmd_eval(int argc, char **argv)
     }
     char config_path[4200], params_path[4200];
     snprintf(config_path, sizeof config_path, "%s/config.ini", run_dir);
-    snprintf(params_path, sizeof params_path, "%s/params.bin", run_dir);
 
     tsr_run_schema schema;
     tsr_run_schema_init(&schema);
@@ -71,6 +77,14 @@ int tsr_cmd_eval(int argc, char **argv)
         fprintf(stderr, "tessera eval: %s\n", err.message);
         return 1;
     }
+    int64_t iteration = 0;
+    if (checkpoint) {
+        snprintf(params_path, sizeof params_path, "%s", checkpoint);
+    } else if (tsr_checkpoint_find_latest(run_dir, params_path, sizeof params_path, &iteration,
+                                          stderr, &err) != TSR_STATUS_OK) {
+        fprintf(stderr, "tessera eval: %s\n", err.message);
+        return 1;
+    }
     if (!episodes) episodes = cfg.run.evaluation_episodes > 0 ? cfg.run.evaluation_episodes : 10;
 
     tsr_runner *runner;
@@ -78,7 +92,8 @@ int tsr_cmd_eval(int argc, char **argv)
         fprintf(stderr, "tessera eval: %s\n", err.message);
         return 1;
     }
-    if (tsr_agent_load_params(tsr_runner_agent(runner), params_path, &err) != TSR_STATUS_OK) {
+    if (tsr_checkpoint_load_params(params_path, "online", &tsr_agent_online(tsr_runner_agent(runner))->params,
+                                   &err) != TSR_STATUS_OK) {
         fprintf(stderr, "tessera eval: %s\n", err.message);
         tsr_runner_free(runner);
         return 1;

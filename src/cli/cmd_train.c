@@ -1,6 +1,7 @@
 /* cmd_train.c — `tessera train CONFIG`: train an agent for the run config's
- * iterations, with a live progress line, per-iteration metrics and the final
- * parameters in a run directory. */
+ * iterations, with a live progress line, per-iteration metrics and HDF5
+ * checkpoints in a run directory; `tessera train --resume RUN_DIR` continues
+ * a run from its newest complete checkpoint. */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -19,12 +20,16 @@ static int usage(void)
     fprintf(stderr,
             "usage: tessera train CONFIG [--set section.key=value ...] [--run-dir DIR]\n"
             "                     [--seed S] [--threads T] [--quiet]\n"
+            "       tessera train --resume RUN_DIR [--threads T] [--quiet]\n"
             "  CONFIG      an INI run config (e.g. configs/breakout/dqn.ini; '-' for the defaults)\n"
             "  --set       override one key (repeatable), e.g. --set run.iterations=2\n"
-            "  --run-dir   where config.ini, metrics.csv, metrics.jsonl and params.bin go\n"
+            "  --run-dir   where config.ini, metrics.csv, metrics.jsonl and checkpoints/ go\n"
             "              (default runs/<config>-s<seed>-<date>-<time>)\n"
             "  --seed      run.seed (every random stream derives from it)\n"
-            "  --threads   run.threads (OpenMP threads)\n"
+            "  --threads   run.threads (OpenMP threads; a resumed run is identical to an\n"
+            "              uninterrupted one only with the same thread count)\n"
+            "  --resume    continue RUN_DIR from its newest complete checkpoint (a run with\n"
+            "              no checkpoint yet starts over from RUN_DIR/config.ini)\n"
             "  --quiet     do not print the resolved config\n");
     return 2;
 }
@@ -145,66 +150,216 @@ static FILE *open_in(const char *dir, const char *name, const char *mode, char *
     return fopen(path, mode);
 }
 
+/* ---- resuming -------------------------------------------------------------- */
+
+/* Rewrites a metric file keeping the lines of iterations <= `last` (and the
+ * CSV header): rows of an iteration after the checkpoint are done again. */
+static bool truncate_metrics(const char *path, int64_t last, bool json)
+{
+    FILE *in = fopen(path, "r");
+    if (!in) return errno == ENOENT;
+    char tmp[4700];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        fclose(in);
+        return false;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    bool first = true;
+    while (getline(&line, &cap, in) > 0) {
+        long long it = 0;
+        bool keep = json ? sscanf(line, "{\"iteration\": %lld", &it) == 1 && it <= last
+                         : first || (sscanf(line, "%lld,", &it) == 1 && it <= last);
+        if (keep) fputs(line, out);
+        first = false;
+    }
+    free(line);
+    fclose(in);
+    bool ok = fclose(out) == 0 && rename(tmp, path) == 0;
+    if (!ok) unlink(tmp);
+    return ok;
+}
+
+/* Loads the config stored in a checkpoint (the run's own, whatever became of
+ * config.ini), with `overrides` applied. */
+static tsr_status load_checkpoint_config(const tsr_run_schema *schema, tsr_run_config *cfg,
+                                         const char *checkpoint, char **overrides,
+                                         int num_overrides, tsr_error *err)
+{
+    char *text;
+    tsr_status st = tsr_checkpoint_read_config(checkpoint, &text, err);
+    if (st != TSR_STATUS_OK) return st;
+    char path[] = "/tmp/tessera-config-XXXXXX";
+    int fd = mkstemp(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        tsr_free(text);
+        if (fd >= 0) close(fd);
+        return tsr_error_set(err, TSR_STATUS_IO, "cannot write a temporary file: %s",
+                             strerror(errno));
+    }
+    fputs(text, f);
+    fclose(f);
+    tsr_free(text);
+    st = tsr_run_config_load(schema, cfg, path, overrides, num_overrides, err);
+    unlink(path);
+    return st;
+}
+
 /* ---- the command --------------------------------------------------------- */
 
-int tsr_cmd_train(int argc, char **argv)
-{
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) return usage();
-    const char *config_path = strcmp(argv[1], "-") ? argv[1] : NULL;
-    const char *run_dir = NULL;
-    bool quiet = false;
-    char **overrides = calloc((size_t)argc + 2, sizeof *overrides);
+typedef struct train_args {
+    const char *config_path; /* NULL: defaults */
+    const char *run_dir;
+    const char *resume_dir;
+    bool quiet;
+    char **overrides;
+    int num_overrides;
     char seed_override[64], threads_override[64];
-    int num_overrides = 0;
-    for (int i = 2; i < argc; i++) {
+} train_args;
+
+static int parse_args(int argc, char **argv, train_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->overrides = calloc((size_t)argc + 2, sizeof *a->overrides);
+    int first = 1;
+    if (!strcmp(argv[1], "--resume")) {
+        if (argc < 3) return usage();
+        a->resume_dir = argv[2];
+        first = 3;
+    } else {
+        a->config_path = strcmp(argv[1], "-") ? argv[1] : NULL;
+        first = 2;
+    }
+    for (int i = first; i < argc; i++) {
         bool has_value = i + 1 < argc;
-        if (!strcmp(argv[i], "--set") && has_value) {
-            overrides[num_overrides++] = argv[++i];
-        } else if (!strcmp(argv[i], "--run-dir") && has_value) {
-            run_dir = argv[++i];
-        } else if (!strcmp(argv[i], "--seed") && has_value) {
-            snprintf(seed_override, sizeof seed_override, "run.seed=%s", argv[++i]);
-            overrides[num_overrides++] = seed_override;
+        bool fresh = !a->resume_dir;
+        if (!strcmp(argv[i], "--set") && has_value && fresh) {
+            a->overrides[a->num_overrides++] = argv[++i];
+        } else if (!strcmp(argv[i], "--run-dir") && has_value && fresh) {
+            a->run_dir = argv[++i];
+        } else if (!strcmp(argv[i], "--seed") && has_value && fresh) {
+            snprintf(a->seed_override, sizeof a->seed_override, "run.seed=%s", argv[++i]);
+            a->overrides[a->num_overrides++] = a->seed_override;
         } else if (!strcmp(argv[i], "--threads") && has_value) {
-            snprintf(threads_override, sizeof threads_override, "run.threads=%s", argv[++i]);
-            overrides[num_overrides++] = threads_override;
+            snprintf(a->threads_override, sizeof a->threads_override, "run.threads=%s", argv[++i]);
+            a->overrides[a->num_overrides++] = a->threads_override;
         } else if (!strcmp(argv[i], "--quiet")) {
-            quiet = true;
+            a->quiet = true;
         } else {
-            fprintf(stderr, "tessera train: unknown or incomplete option '%s'\n\n", argv[i]);
-            free(overrides);
+            fprintf(stderr, "tessera train: unknown or incomplete option '%s'%s\n\n", argv[i],
+                    fresh ? "" : " (a resumed run takes only --threads and --quiet: its config "
+                                 "is the checkpoint's)");
             return usage();
         }
     }
+    return 0;
+}
 
-    tsr_run_schema schema;
-    tsr_run_schema_init(&schema);
-    tsr_run_config cfg;
+/* Writes the resolved config to RUN_DIR/config.ini (and stdout unless quiet). */
+static bool write_config(const tsr_run_schema *schema, const tsr_run_config *cfg,
+                         const char *run_dir, bool quiet)
+{
+    char path[4600];
+    if (!quiet) {
+        printf("# resolved config (saved as %s/config.ini)\n", run_dir);
+        tsr_config_write(&schema->schema, cfg, stdout);
+        printf("\n");
+    }
+    FILE *f = open_in(run_dir, "config.ini", "w", path, sizeof path);
+    if (!f) {
+        fprintf(stderr, "tessera train: cannot write %s: %s\n", path, strerror(errno));
+        return false;
+    }
+    fprintf(f, "; resolved config of a tessera run: every key, bases and overrides applied\n");
+    tsr_config_write(&schema->schema, cfg, f);
+    return fclose(f) == 0;
+}
+
+/* Where a run starts: a new run directory, or a resumed one with its
+ * runner loaded from the newest checkpoint. */
+static int prepare(train_args *a, const tsr_run_schema *schema, tsr_run_config *cfg,
+                   char *run_dir, size_t run_dir_size, tsr_runner **runner, bool *resumed)
+{
     tsr_error err;
-    tsr_status st = tsr_run_config_load(&schema, &cfg, config_path, overrides, num_overrides, &err);
-    free(overrides);
-    if (st != TSR_STATUS_OK) {
+    *resumed = false;
+    *runner = NULL;
+    if (a->resume_dir) {
+        snprintf(run_dir, run_dir_size, "%s", a->resume_dir);
+        char checkpoint[4700], config_path[4700];
+        int64_t iteration = 0;
+        snprintf(config_path, sizeof config_path, "%s/config.ini", run_dir);
+        if (tsr_checkpoint_find_latest(run_dir, checkpoint, sizeof checkpoint, &iteration, stderr,
+                                       &err) != TSR_STATUS_OK) {
+            if (access(config_path, R_OK) != 0) {
+                fprintf(stderr, "tessera train: cannot resume %s: no checkpoint and no "
+                                "config.ini (is it a run directory?)\n", run_dir);
+                return 1;
+            }
+            /* Killed before its first checkpoint: the run starts over. */
+            fprintf(stderr, "tessera train: %s has no checkpoint yet; starting the run over "
+                            "from %s\n", run_dir, config_path);
+            if (tsr_run_config_load(schema, cfg, config_path, a->overrides, a->num_overrides,
+                                    &err) != TSR_STATUS_OK) {
+                fprintf(stderr, "tessera train: %s\n", err.message);
+                return 1;
+            }
+            return write_config(schema, cfg, run_dir, a->quiet) ? 0 : 1;
+        }
+        if (load_checkpoint_config(schema, cfg, checkpoint, a->overrides, a->num_overrides,
+                                   &err) != TSR_STATUS_OK ||
+            tsr_runner_new(runner, cfg, true, &err) != TSR_STATUS_OK) {
+            fprintf(stderr, "tessera train: %s\n", err.message);
+            return 1;
+        }
+        bool replay_restored = false;
+        if (tsr_runner_load_checkpoint(*runner, checkpoint, &replay_restored, &err) !=
+            TSR_STATUS_OK) {
+            fprintf(stderr, "tessera train: %s\n", err.message);
+            tsr_runner_free(*runner);
+            *runner = NULL;
+            return 1;
+        }
+        *resumed = true;
+        if (!a->quiet) {
+            printf("# resolved config (from %s)\n", checkpoint);
+            tsr_config_write(&schema->schema, cfg, stdout);
+            printf("\n");
+        }
+        printf("resuming %s from %s (iteration %lld of %lld)\n", run_dir, checkpoint,
+               (long long)iteration, (long long)cfg->run.iterations);
+        if (!replay_restored)
+            fprintf(stderr,
+                    "tessera train: WARNING: %s holds no replay buffer (run.checkpoint_replay = "
+                    "false): the run resumes with an EMPTY replay and warms up again, so it is "
+                    "NO LONGER the same run as an uninterrupted one\n",
+                    checkpoint);
+        return 0;
+    }
+
+    if (tsr_run_config_load(schema, cfg, a->config_path, a->overrides, a->num_overrides, &err) !=
+        TSR_STATUS_OK) {
         fprintf(stderr, "tessera train: %s\n", err.message);
         return 1;
     }
-
-    char default_dir[512];
-    if (!run_dir) {
+    if (!a->run_dir) {
         char stem[256], stamp[32];
-        config_stem(config_path, stem, sizeof stem);
+        config_stem(a->config_path, stem, sizeof stem);
         time_t now = time(NULL);
         struct tm tm;
         localtime_r(&now, &tm);
         strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
-        snprintf(default_dir, sizeof default_dir, "runs/%s-s%lld-%s", stem, (long long)cfg.run.seed,
-                 stamp);
-        run_dir = default_dir;
+        snprintf(run_dir, run_dir_size, "runs/%s-s%lld-%s", stem, (long long)cfg->run.seed, stamp);
+    } else {
+        snprintf(run_dir, run_dir_size, "%s", a->run_dir);
     }
     char path[4600];
     snprintf(path, sizeof path, "%s/metrics.csv", run_dir);
     if (access(path, F_OK) == 0) {
-        fprintf(stderr, "tessera train: %s already holds a run (metrics.csv); choose another "
-                        "--run-dir or remove it\n", run_dir);
+        fprintf(stderr, "tessera train: %s already holds a run (metrics.csv); resume it with "
+                        "--resume %s, or choose another --run-dir\n", run_dir, run_dir);
         return 1;
     }
     if (!make_dirs(run_dir)) {
@@ -212,26 +367,47 @@ int tsr_cmd_train(int argc, char **argv)
                 strerror(errno));
         return 1;
     }
+    return write_config(schema, cfg, run_dir, a->quiet) ? 0 : 1;
+}
 
-    if (!quiet) {
-        printf("# resolved config (saved as %s/config.ini)\n", run_dir);
-        tsr_config_write(&schema.schema, &cfg, stdout);
-        printf("\n");
+static bool save_checkpoint(tsr_runner *runner, const tsr_run_config *cfg, const char *run_dir,
+                            int64_t iteration)
+{
+    char dir[4600], path[4700];
+    snprintf(dir, sizeof dir, "%s/checkpoints", run_dir);
+    tsr_checkpoint_path(run_dir, iteration, path, sizeof path);
+    tsr_error err;
+    if (!make_dirs(dir) ||
+        tsr_runner_save_checkpoint(runner, path, cfg->run.checkpoint_replay, &err) != TSR_STATUS_OK ||
+        tsr_checkpoint_remove_old(run_dir, cfg->run.checkpoint_keep, &err) != TSR_STATUS_OK) {
+        fprintf(stderr, "tessera train: checkpoint of iteration %lld failed: %s\n",
+                (long long)iteration, make_dirs(dir) ? err.message : strerror(errno));
+        return false;
     }
-    FILE *f = open_in(run_dir, "config.ini", "w", path, sizeof path);
-    if (!f) {
-        fprintf(stderr, "tessera train: cannot write %s: %s\n", path, strerror(errno));
-        return 1;
-    }
-    fprintf(f, "; resolved config of a tessera run: every key, bases and overrides applied\n");
-    tsr_config_write(&schema.schema, &cfg, f);
-    fclose(f);
+    return true;
+}
 
-    tsr_runner *runner;
-    if (tsr_runner_new(&runner, &cfg, true, &err) != TSR_STATUS_OK) {
+int tsr_cmd_train(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) return usage();
+    train_args args;
+    int code = parse_args(argc, argv, &args);
+    tsr_run_schema schema;
+    tsr_run_schema_init(&schema);
+    tsr_run_config cfg;
+    char run_dir[4096];
+    tsr_runner *runner = NULL;
+    bool resumed = false;
+    if (code == 0) code = prepare(&args, &schema, &cfg, run_dir, sizeof run_dir, &runner, &resumed);
+    free(args.overrides);
+    if (code != 0) return code;
+
+    tsr_error err;
+    if (!runner && tsr_runner_new(&runner, &cfg, true, &err) != TSR_STATUS_OK) {
         fprintf(stderr, "tessera train: %s\n", err.message);
         return 1;
     }
+    int64_t done = tsr_runner_iteration(runner);
     tsr_agent *agent = tsr_runner_agent(runner);
     const tsr_env_spec *spec = tsr_runner_env_spec(runner);
     printf("run %s: %s agent on %s, %lld parameters, replay %s, %lld iterations x %lld steps, "
@@ -244,8 +420,17 @@ int tsr_cmd_train(int argc, char **argv)
     fflush(stdout);
 
     char csv_path[4600], json_path[4600];
-    FILE *csv = open_in(run_dir, "metrics.csv", "w", csv_path, sizeof csv_path);
-    FILE *json = open_in(run_dir, "metrics.jsonl", "w", json_path, sizeof json_path);
+    snprintf(csv_path, sizeof csv_path, "%s/metrics.csv", run_dir);
+    snprintf(json_path, sizeof json_path, "%s/metrics.jsonl", run_dir);
+    if (resumed && (!truncate_metrics(csv_path, done, false) ||
+                    !truncate_metrics(json_path, done, true))) {
+        fprintf(stderr, "tessera train: cannot rewrite the metric files in %s: %s\n", run_dir,
+                strerror(errno));
+        tsr_runner_free(runner);
+        return 1;
+    }
+    FILE *csv = fopen(csv_path, resumed ? "a" : "w");
+    FILE *json = fopen(json_path, resumed ? "a" : "w");
     if (!csv || !json) {
         fprintf(stderr, "tessera train: cannot write the metric files in %s: %s\n", run_dir,
                 strerror(errno));
@@ -254,7 +439,7 @@ int tsr_cmd_train(int argc, char **argv)
         tsr_runner_free(runner);
         return 1;
     }
-    tsr_metrics_write_csv_header(csv);
+    if (!resumed) tsr_metrics_write_csv_header(csv);
     fflush(csv);
 
     progress_state progress = {
@@ -272,7 +457,8 @@ int tsr_cmd_train(int argc, char **argv)
 
     int status = 0;
     bool stopped = false;
-    for (int64_t i = 0; i < cfg.run.iterations && !stopped; i++) {
+    int64_t saved = resumed ? done : 0;
+    for (int64_t i = done; i < cfg.run.iterations && !stopped && status == 0; i++) {
         tsr_iteration_metrics m;
         stopped = !tsr_runner_run_iteration(runner, &m, &err);
         clear_progress(&progress);
@@ -286,20 +472,30 @@ int tsr_cmd_train(int argc, char **argv)
                (long long)m.gradient_updates, m.train_return, m.eval_return, m.loss,
                m.steps_per_second, stopped ? " (interrupted)" : "");
         fflush(stdout);
+        /* An interrupted iteration is not checkpointed: a resume redoes it. */
+        int64_t every = cfg.run.checkpoint_every;
+        bool last = m.iteration == cfg.run.iterations;
+        if (!stopped && (last || (every > 0 && m.iteration % every == 0))) {
+            if (save_checkpoint(runner, &cfg, run_dir, m.iteration)) saved = m.iteration;
+            else status = 1;
+        }
     }
     sigaction(SIGINT, &previous, NULL);
     fclose(csv);
     fclose(json);
-
-    snprintf(path, sizeof path, "%s/params.bin", run_dir);
-    if (tsr_agent_save_params(agent, path, &err) != TSR_STATUS_OK) {
-        fprintf(stderr, "tessera train: %s\n", err.message);
-        status = 1;
-    }
     tsr_runner_free(runner);
-    printf("%s. Logs: %s (per iteration, also metrics.jsonl), config: %s/config.ini, final "
-           "parameters: %s\n",
-           stopped ? "Interrupted" : "Done", csv_path, run_dir, path);
-    printf("Evaluate with: tessera eval %s\n", run_dir);
+
+    char checkpoint[4700];
+    tsr_checkpoint_path(run_dir, saved, checkpoint, sizeof checkpoint);
+    if (done == cfg.run.iterations)
+        printf("%s had finished all %lld iterations already.\n", run_dir, (long long)done);
+    else
+        printf("%s. Logs: %s (per iteration, also metrics.jsonl), config: %s/config.ini\n",
+               stopped ? "Interrupted" : status ? "Failed" : "Done", csv_path, run_dir);
+    if (saved > 0)
+        printf("Newest checkpoint: %s (iteration %lld). Evaluate with: tessera eval %s\n",
+               checkpoint, (long long)saved, run_dir);
+    if (stopped || (status && saved < cfg.run.iterations))
+        printf("Continue with: tessera train --resume %s\n", run_dir);
     return stopped ? 130 : status;
 }

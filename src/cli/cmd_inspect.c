@@ -1,0 +1,35 @@
+/* cmd_inspect.c — `tessera inspect CHECKPOINT|RUN_DIR`: what a checkpoint
+ * holds (counters, every tensor with its shape and sparsity, the config). */
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/commands.h"
+#include "tessera/tessera.h"
+
+int tsr_cmd_inspect(int argc, char **argv)
+{
+    if (argc != 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        fprintf(stderr, "usage: tessera inspect CHECKPOINT|RUN_DIR\n"
+                        "  prints a checkpoint's counters, every tensor with its shape and share of\n"
+                        "  zeros, and its config; for a run directory, its newest checkpoint\n");
+        return 2;
+    }
+    char path[4700];
+    snprintf(path, sizeof path, "%s", argv[1]);
+    tsr_error err;
+    struct stat sb;
+    if (stat(argv[1], &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        int64_t iteration;
+        if (tsr_checkpoint_find_latest(argv[1], path, sizeof path, &iteration, stderr, &err) !=
+            TSR_STATUS_OK) {
+            fprintf(stderr, "tessera inspect: %s\n", err.message);
+            return 1;
+        }
+    }
+    if (tsr_checkpoint_inspect(path, stdout, &err) != TSR_STATUS_OK) {
+        fprintf(stderr, "tessera inspect: %s\n", err.message);
+        return 1;
+    }
+    return 0;
+}
