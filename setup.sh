@@ -17,7 +17,7 @@ case "$mode" in
 esac
 
 packages=(build-essential meson ninja-build pkg-config libdnnl-dev libhdf5-dev hdf5-tools
-          libcriterion-dev libomp-dev libinih-dev liblapacke-dev)
+          libcriterion-dev libomp-dev libinih-dev liblapacke-dev python3-h5py)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

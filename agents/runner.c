@@ -314,6 +314,10 @@ tsr_status tsr_runner_load_checkpoint(tsr_runner *r, const char *path, bool *rep
 }
 
 int64_t tsr_runner_iteration(const tsr_runner *r) { return r->iteration; }
+const tsr_env *tsr_runner_env(const tsr_runner *r, bool evaluation)
+{
+    return evaluation ? &r->eval_env : &r->env;
+}
 
 /* ==== metric files ========================================================== */
 

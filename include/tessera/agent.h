@@ -204,6 +204,8 @@ tsr_agent *tsr_runner_agent(tsr_runner *runner);
 const tsr_env_spec *tsr_runner_env_spec(const tsr_runner *runner);
 /* Iterations finished so far (restored by a checkpoint load). */
 int64_t tsr_runner_iteration(const tsr_runner *runner);
+/* The training (evaluation false) or the evaluation environment. */
+const tsr_env *tsr_runner_env(const tsr_runner *runner, bool evaluation);
 
 /* Checkpoints of a training runner, between iterations (checkpoints/FORMAT.md):
  * the resolved config, the counters, the last 100 training returns, both

@@ -1,0 +1,394 @@
+/* Checkpoints through the `tessera` program, as a user meets them: a run
+ * killed with SIGKILL mid-way and resumed ends exactly where the
+ * uninterrupted run ends (metrics and the whole final checkpoint); Ctrl-C
+ * and a resume without the replay; resuming a finished run; `tessera
+ * inspect`; the file read back by h5ls and, where installed, by h5py. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char tmpdir[64];
+
+static void make_tmpdir(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/tessera_resume_XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void remove_tmpdir(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    size_t got = fread(buf, 1, (size_t)n, f);
+    fclose(f);
+    buf[got] = '\0';
+    return buf;
+}
+
+/* Runs a shell command with stdout and stderr captured; returns the exit code. */
+static int run(const char *command, char **out, char **err)
+{
+    char cmd[8448], out_path[128], err_path[128];
+    snprintf(out_path, sizeof out_path, "%s/stdout.txt", tmpdir);
+    snprintf(err_path, sizeof err_path, "%s/stderr.txt", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s >%s 2>%s", command, out_path, err_path);
+    int status = system(cmd);
+    cr_assert(WIFEXITED(status), "%s did not exit normally", cmd);
+    *out = slurp(out_path);
+    *err = slurp(err_path);
+    return WEXITSTATUS(status);
+}
+
+static int tessera(const char *args, char **out, char **err)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s %s", TSR_TESSERA_EXE, args);
+    return run(cmd, out, err);
+}
+
+/* Starts `tessera ARGS` in the background (its own process, no shell in
+ * between, so a signal reaches it); output goes to LOG. */
+static pid_t start(const char *args, const char *log)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "exec %s %s >%s 2>&1", TSR_TESSERA_EXE, args, log);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&t, NULL);
+}
+
+/* Waits (at most 120 s) until `path` exists. */
+static void wait_for_file(const char *path, pid_t pid)
+{
+    for (int i = 0; i < 12000; i++) {
+        if (access(path, F_OK) == 0) return;
+        int status;
+        cr_assert_eq(waitpid(pid, &status, WNOHANG), 0, "the run ended before %s appeared", path);
+        sleep_ms(10);
+    }
+    cr_assert_fail("%s did not appear", path);
+}
+
+/* Waits (at most 120 s) until the file `path` holds `text`. */
+static void wait_for_text(const char *path, const char *text, pid_t pid)
+{
+    for (int i = 0; i < 12000; i++) {
+        char *content = slurp(path);
+        bool found = content && strstr(content, text);
+        free(content);
+        if (found) return;
+        int status;
+        cr_assert_eq(waitpid(pid, &status, WNOHANG), 0, "the run ended before printing %s", text);
+        sleep_ms(10);
+    }
+    cr_assert_fail("%s never held %s", path, text);
+}
+
+/* metrics.csv without its steps_per_second column (wall-clock time). */
+static char *metrics_without_speed(const char *dir)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/metrics.csv", dir);
+    char *csv = slurp(path);
+    cr_assert_not_null(csv, "%s is missing", path);
+    char *out = malloc(strlen(csv) + 1), *o = out;
+    int column = 0;
+    for (const char *c = csv; *c; c++) {
+        if (*c == '\n') {
+            column = 0;
+            *o++ = *c;
+            continue;
+        }
+        if (*c == ',') column++;
+        if (column != 9) *o++ = *c;
+    }
+    *o = '\0';
+    free(csv);
+    return out;
+}
+
+static int count_lines(const char *text)
+{
+    int n = 0;
+    for (const char *c = text; *c; c++) n += *c == '\n';
+    return n;
+}
+
+/* ---- kill and resume -------------------------------------------------------- */
+
+/* Three iterations straight through, and the same run killed with SIGKILL
+ * `delay_ms` after its first checkpoint appeared, then resumed: the metric
+ * files (less wall-clock speed) and every item of the final checkpoints are
+ * equal. */
+static void expect_resume_identity(const char *name, const char *config, long delay_ms)
+{
+    char common[2048], args[4096], full[256], killed[256], log[256];
+    snprintf(common, sizeof common,
+             "%s --quiet --threads 2 --seed 7 --set run.iterations=3 --set run.training_steps=700 "
+             "--set run.evaluation_episodes=2 --set run.max_episode_steps=300 --set "
+             "agent.min_replay_history=300 --set agent.replay_capacity=5000",
+             config);
+    snprintf(full, sizeof full, "%s/%s-full", tmpdir, name);
+    snprintf(killed, sizeof killed, "%s/%s-killed", tmpdir, name);
+    char *out, *err;
+    snprintf(args, sizeof args, "train %s --run-dir %s", common, full);
+    cr_assert_eq(tessera(args, &out, &err), 0, "%s", err);
+    free(out);
+    free(err);
+
+    snprintf(args, sizeof args, "train %s --run-dir %s", common, killed);
+    snprintf(log, sizeof log, "%s/%s-killed.log", tmpdir, name);
+    pid_t pid = start(args, log);
+    char first[512];
+    snprintf(first, sizeof first, "%s/checkpoints/ckpt-000001.h5", killed);
+    wait_for_file(first, pid);
+    sleep_ms(delay_ms);
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+              "%s: the run finished before it was killed; kill it sooner", name);
+
+    snprintf(args, sizeof args, "train --resume %s --quiet", killed);
+    cr_assert_eq(tessera(args, &out, &err), 0, "%s", err);
+    cr_expect(strstr(out, "resuming ") && strstr(out, "iteration 3/3"), "%s", out);
+    cr_expect(!strstr(err, "WARNING"), "%s", err);
+    free(out);
+    free(err);
+
+    char *a = metrics_without_speed(full), *b = metrics_without_speed(killed);
+    cr_expect_str_eq(a, b, "%s: metrics differ after the resume", name);
+    cr_expect_eq(count_lines(b), 4, "header + 3 iterations:\n%s", b);
+    free(a);
+    free(b);
+    snprintf(args, sizeof args, "h5diff %s/checkpoints/ckpt-000003.h5 %s/checkpoints/ckpt-000003.h5",
+             full, killed);
+    int code = run(args, &out, &err);
+    cr_expect_eq(code, 0, "%s: the final checkpoints differ:\n%s", name, out);
+    free(out);
+    free(err);
+}
+
+Test(checkpoint_cli, a_minatar_dqn_run_killed_and_resumed_equals_the_uninterrupted_run,
+     .init = make_tmpdir, .fini = remove_tmpdir, .timeout = 240)
+{
+    /* Killed during iteration 2's training phase. */
+    expect_resume_identity("breakout", TSR_CONFIGS_DIR "/breakout/dqn.ini", 50);
+}
+
+Test(checkpoint_cli, a_rainbow_run_killed_and_resumed_equals_the_uninterrupted_run,
+     .init = make_tmpdir, .fini = remove_tmpdir, .timeout = 240)
+{
+    /* Prioritized replay, n-step, noisy layers: killed right after the
+     * first checkpoint, perhaps while the second is being written. */
+    expect_resume_identity("rainbow", TSR_CONFIGS_DIR "/cartpole/rainbow.ini", 0);
+}
+
+/* ---- Ctrl-C, no replay, finished runs ------------------------------------------ */
+
+Test(checkpoint_cli, ctrl_c_keeps_the_last_checkpoint_and_a_replayless_resume_warns,
+     .init = make_tmpdir, .fini = remove_tmpdir, .timeout = 240)
+{
+    char args[4096], dir[256], log[256], first[512];
+    snprintf(dir, sizeof dir, "%s/run", tmpdir);
+    snprintf(log, sizeof log, "%s/run.log", tmpdir);
+    snprintf(args, sizeof args,
+             "train %s/cartpole/dqn.ini --quiet --run-dir %s --set run.iterations=40 "
+             "--set run.training_steps=500 --set run.evaluation_episodes=1 "
+             "--set agent.min_replay_history=200 --set run.checkpoint_replay=false",
+             TSR_CONFIGS_DIR, dir);
+    pid_t pid = start(args, log);
+    snprintf(first, sizeof first, "%s/checkpoints/ckpt-000001.h5", dir);
+    wait_for_file(first, pid);
+    kill(pid, SIGINT);
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 130, "Ctrl-C exits with 130");
+    char *text = slurp(log);
+    cr_expect(strstr(text, "(interrupted)") && strstr(text, "tessera train --resume"), "%s", text);
+    free(text);
+
+    char *out, *err;
+    snprintf(args, sizeof args, "train --resume %s --quiet --set run.iterations=2", dir);
+    cr_expect_eq(tessera(args, &out, &err), 2, "a resumed run's config is the checkpoint's");
+    cr_expect(strstr(err, "takes only --threads and --quiet"), "%s", err);
+    free(out);
+    free(err);
+
+    snprintf(args, sizeof args, "train --resume %s --quiet", dir);
+    pid = start(args, log);
+    wait_for_text(log, "WARNING", pid);
+    kill(pid, SIGINT);
+    waitpid(pid, &status, 0);
+    text = slurp(log);
+    cr_expect(strstr(text, "WARNING") && strstr(text, "EMPTY replay") &&
+                  strstr(text, "NO LONGER the same run"),
+              "a resume without the replay says so loudly:\n%s", text);
+    free(text);
+}
+
+Test(checkpoint_cli, resuming_a_finished_run_changes_nothing_and_train_refuses_its_directory,
+     .init = make_tmpdir, .fini = remove_tmpdir)
+{
+    char args[4096], dir[256];
+    snprintf(dir, sizeof dir, "%s/run", tmpdir);
+    char *out, *err;
+    snprintf(args, sizeof args,
+             "train %s/cartpole/dqn.ini --quiet --run-dir %s --set run.iterations=2 "
+             "--set run.training_steps=300 --set run.evaluation_episodes=1 "
+             "--set agent.min_replay_history=100",
+             TSR_CONFIGS_DIR, dir);
+    cr_assert_eq(tessera(args, &out, &err), 0, "%s", err);
+    free(out);
+    free(err);
+    char *before = metrics_without_speed(dir);
+    char resume[512];
+    snprintf(resume, sizeof resume, "train --resume %s --quiet", dir);
+    cr_expect_eq(tessera(resume, &out, &err), 0, "%s", err);
+    cr_expect(strstr(out, "had finished all 2 iterations already"), "%s", out);
+    free(out);
+    free(err);
+    char *after = metrics_without_speed(dir);
+    cr_expect_str_eq(before, after);
+    free(before);
+    free(after);
+
+    cr_expect_eq(tessera(args, &out, &err), 1);
+    cr_expect(strstr(err, "already holds a run") && strstr(err, "--resume"), "%s", err);
+    free(out);
+    free(err);
+
+    /* The newest checkpoint damaged: resume and eval fall back to the one before. */
+    char path[512];
+    snprintf(path, sizeof path, "%s/checkpoints/ckpt-000002.h5", dir);
+    FILE *f = fopen(path, "wb");
+    fputs("garbage", f);
+    fclose(f);
+    snprintf(args, sizeof args, "eval %s --episodes 2", dir);
+    cr_expect_eq(tessera(args, &out, &err), 0, "%s", err);
+    cr_expect(strstr(err, "skipping checkpoint") && strstr(out, "ckpt-000001.h5"), "%s\n%s", out,
+              err);
+    free(out);
+    free(err);
+    cr_expect_eq(tessera(resume, &out, &err), 0, "%s", err);
+    cr_expect(strstr(out, "resuming") && strstr(out, "iteration 2/2"), "%s", out);
+    free(out);
+    free(err);
+
+    snprintf(args, sizeof args, "train --resume %s/nowhere", tmpdir);
+    cr_expect_eq(tessera(args, &out, &err), 1);
+    cr_expect(strstr(err, "no checkpoint and no config.ini"), "%s", err);
+    free(out);
+    free(err);
+}
+
+/* ---- reading the file --------------------------------------------------------------- */
+
+Test(checkpoint_cli, inspect_h5ls_and_h5py_read_the_documented_layout, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    char args[4096], dir[256], file[512];
+    snprintf(dir, sizeof dir, "%s/run", tmpdir);
+    char *out, *err;
+    snprintf(args, sizeof args,
+             "train %s/breakout/dqn_gmp95.ini --quiet --run-dir %s --set run.iterations=1 "
+             "--set run.training_steps=600 --set run.evaluation_episodes=1 "
+             "--set agent.min_replay_history=100 --set pruning.step_units=updates "
+             "--set pruning.start_step=0 --set pruning.end_step=200 --set pruning.update_freq=50",
+             TSR_CONFIGS_DIR, dir);
+    cr_assert_eq(tessera(args, &out, &err), 0, "%s", err);
+    free(out);
+    free(err);
+    snprintf(file, sizeof file, "%s/checkpoints/ckpt-000001.h5", dir);
+
+    snprintf(args, sizeof args, "inspect %s", dir);
+    cr_assert_eq(tessera(args, &out, &err), 0, "%s", err);
+    static const char *const inspect_lines[] = {
+        "format tessera-checkpoint version 1",
+        "iteration              1",
+        "params/online/encoder/conv/weight",
+        "(16, 4, 3, 3)",
+        "sparsity 0.9",
+        "pruning/masks/head/hidden/weight",
+        "optimizer/kind",
+        "\"rmsprop\"",
+        "[pruning]",
+        "name = minatar/breakout",
+    };
+    for (size_t i = 0; i < sizeof inspect_lines / sizeof inspect_lines[0]; i++)
+        cr_expect(strstr(out, inspect_lines[i]), "inspect lacks \"%s\":\n%s", inspect_lines[i], out);
+    free(out);
+    free(err);
+
+    snprintf(args, sizeof args, "inspect %s/config.ini", dir);
+    cr_expect_eq(tessera(args, &out, &err), 1);
+    cr_expect(strstr(err, "is not an HDF5 file"), "%s", err);
+    free(out);
+    free(err);
+
+    snprintf(args, sizeof args, "h5dump -a /format_version -a /complete %s", file);
+    cr_assert_eq(run(args, &out, &err), 0, "%s", err);
+    cr_expect(strstr(out, "(0): 1"), "%s", out);
+    free(out);
+    free(err);
+
+    bool have_h5py = run("/usr/bin/python3 -c 'import h5py'", &out, &err) == 0;
+    free(out);
+    free(err);
+    if (!have_h5py) cr_skip_test("h5py is not installed (python3-h5py): the h5ls checks ran");
+    static const char script[] =
+        "import sys, h5py\n"
+        "f = h5py.File(sys.argv[1], 'r')\n"
+        "fmt = f.attrs['format']\n"
+        "assert (fmt.decode() if isinstance(fmt, bytes) else fmt) == 'tessera-checkpoint'\n"
+        "assert int(f.attrs['format_version']) == 1 and int(f.attrs['complete']) == 1\n"
+        "assert 'name = minatar/breakout' in f['config'][()].decode()\n"
+        "assert int(f['counters/iteration'][()]) == 1\n"
+        "w = f['params/online/encoder/conv/weight']\n"
+        "assert w.shape == (16, 4, 3, 3) and w.dtype == 'float32', (w.shape, w.dtype)\n"
+        "m = f['pruning/masks/encoder/conv/weight'][()]\n"
+        "assert m.shape == w.shape and m.dtype == 'uint8'\n"
+        "assert ((w[()] != 0) <= (m == 1)).all()\n"
+        "assert f['optimizer/square_avg/head/output/weight'].shape == (6, 128)\n"
+        "assert f['replay/observations'].shape[1] == 50\n"
+        "print('h5py ok', f['counters/agent_steps'][()])\n";
+    char script_path[256];
+    snprintf(script_path, sizeof script_path, "%s/read.py", tmpdir);
+    FILE *f = fopen(script_path, "w");
+    cr_assert_not_null(f);
+    fputs(script, f);
+    fclose(f);
+    snprintf(args, sizeof args, "/usr/bin/python3 %s %s", script_path, file);
+    cr_expect_eq(run(args, &out, &err), 0, "h5py read failed:\n%s\n%s", out, err);
+    cr_expect(strstr(out, "h5py ok"), "%s", out);
+    free(out);
+    free(err);
+}
