@@ -23,5 +23,6 @@
 #include "tessera/diagnostics.h"
 #include "tessera/replay.h"
 #include "tessera/agent.h"
+#include "tessera/stats.h"
 
 #endif
