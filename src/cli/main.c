@@ -17,6 +17,7 @@ static const command commands[] = {
     {"env", tsr_cmd_env, "env run NAME | env list play an environment with a random policy"},
     {"train", tsr_cmd_train, "train CONFIG [...]      train an agent; logs and parameters in a run directory"},
     {"eval", tsr_cmd_eval, "eval RUN_DIR [...]      evaluate a run's final parameters"},
+    {"report", tsr_cmd_report, "report DIR... [...]     rliable metrics with bootstrap CIs over finished runs"},
 };
 
 static void print_usage(FILE *out)
