@@ -726,6 +726,7 @@ static void print_improvements(const report *rep, const tsr_bootstrap_options *o
 /* Matplotlib's tab10, cycled over the groups. */
 static const char *const palette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                                       "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+enum { num_colors = sizeof palette / sizeof palette[0] };
 
 /* A gnuplot single-quoted string: only ' needs escaping, as ''. */
 static void put_gnuplot_string(FILE *out, const char *text)
@@ -823,7 +824,10 @@ static tsr_status plot_learning_curves(const report *rep, const char *dir, const
              "resamples)", 100 * o->coverage, (long long)o->reps);
     snprintf(ylabel, sizeof ylabel, "IQM of %s", score_name);
     write_plot_header(gp, "learning_curves.svg", title, "agent steps", ylabel);
-    fprintf(gp, "plot ");
+    fprintf(gp, "set format x '%%.1s%%c'\n"); /* 2.5M, not 2.5e+06 */
+    /* block_group[b]: the group of data block b (groups without a point
+     * have none). */
+    int *block_group = tsr_malloc((size_t)rep->num_groups * sizeof *block_group);
     int blocks = 0;
     for (int g = 0; g < rep->num_groups; g++) {
         int64_t points = INT64_MAX;
@@ -844,16 +848,20 @@ static tsr_status plot_learning_curves(const report *rep, const char *dir, const
         }
         if (!written) continue;
         fprintf(dat, "\n\n");
-        const char *color = palette[g % (int)(sizeof palette / sizeof palette[0])];
-        fprintf(gp,
-                "%s'learning_curves.dat' index %d using 1:3:4 with filledcurves lc rgb '%s' "
-                "fs transparent solid 0.2 noborder notitle, \\\n"
-                "  'learning_curves.dat' index %d using 1:2 with linespoints lw 2 pt 7 ps 0.4 "
-                "lc rgb '%s' title ",
-                blocks ? ", \\\n  " : "", blocks, color, blocks, color);
-        put_group_title(gp, by, rep->groups[g]);
-        blocks++;
+        block_group[blocks++] = g;
     }
+    /* Every band first, then every line, so that no band covers a line. */
+    fprintf(gp, "plot ");
+    for (int b = 0; b < blocks; b++)
+        fprintf(gp, "%s'learning_curves.dat' index %d using 1:3:4 with filledcurves lc rgb '%s' "
+                    "fs transparent solid 0.2 noborder notitle",
+                b ? ", \\\n  " : "", b, palette[block_group[b] % num_colors]);
+    for (int b = 0; b < blocks; b++) {
+        fprintf(gp, ", \\\n  'learning_curves.dat' index %d using 1:2 with linespoints lw 2 pt 7 "
+                    "ps 0.4 lc rgb '%s' title ", b, palette[block_group[b] % num_colors]);
+        put_group_title(gp, by, rep->groups[block_group[b]]);
+    }
+    tsr_free(block_group);
     fprintf(gp, "\n");
     matrix_storage_fini(&s);
     fclose(dat);
@@ -900,6 +908,7 @@ static tsr_status plot_scaling(const report *rep, const char *dir, const char *b
     write_plot_header(gp, "scaling.svg", title, scale_name, ylabel);
     /* Widths, expert counts and parameter counts grow geometrically. */
     if (low > 0 && high / low >= 8) fprintf(gp, "set logscale x 2\n");
+    if (high >= 1e4) fprintf(gp, "set format x '%%.1s%%c'\n");
     fprintf(gp, "set offsets graph 0.05, graph 0.05, graph 0.05, graph 0.05\nplot ");
     /* Grouped by the scale key itself, the groups are the points of one
      * series (group -1: every run). */
@@ -920,7 +929,7 @@ static tsr_status plot_scaling(const report *rep, const char *dir, const char *b
         }
         fprintf(dat, "\n\n");
         int series = g < 0 ? 0 : g;
-        const char *color = palette[series % (int)(sizeof palette / sizeof palette[0])];
+        const char *color = palette[series % num_colors];
         fprintf(gp, "%s'scaling.dat' index %d using 1:2:3:4 with yerrorlines lw 2 pt 7 lc rgb '%s' "
                     "title ", series ? ", \\\n  " : "", series, color);
         if (g < 0) put_gnuplot_string(gp, "all runs");
