@@ -16,8 +16,9 @@ case "$mode" in
   *) echo "usage: ./setup.sh run|test" >&2; exit 2 ;;
 esac
 
+# gnuplot-nox draws `tessera report --plots` figures (SVG, no X11).
 packages=(build-essential meson ninja-build pkg-config libdnnl-dev libhdf5-dev hdf5-tools
-          libcriterion-dev libomp-dev libinih-dev liblapacke-dev python3-h5py)
+          libcriterion-dev libomp-dev libinih-dev liblapacke-dev python3-h5py gnuplot-nox)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -24,5 +24,6 @@
 #include "tessera/replay.h"
 #include "tessera/agent.h"
 #include "tessera/checkpoint.h"
+#include "tessera/stats.h"
 
 #endif

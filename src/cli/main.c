@@ -18,6 +18,7 @@ static const command commands[] = {
     {"train", tsr_cmd_train, "train CONFIG [...]      train an agent (or --resume RUN_DIR); logs, checkpoints"},
     {"eval", tsr_cmd_eval, "eval RUN_DIR [...]      evaluate a run's newest checkpoint"},
     {"inspect", tsr_cmd_inspect, "inspect CHECKPOINT      counters, tensors and config of a checkpoint"},
+    {"report", tsr_cmd_report, "report DIR... [...]     rliable metrics with bootstrap CIs over finished runs"},
 };
 
 static void print_usage(FILE *out)

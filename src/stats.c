@@ -1,0 +1,244 @@
+/* stats.c — rliable's aggregate metrics and the stratified bootstrap. */
+#include "tessera/stats.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tessera/rng.h"
+#include "tessera/status.h"
+
+const char *const tsr_aggregate_names[] = {"mean", "median", "iqm", "optimality_gap"};
+
+/* γ of the optimality gap: scores are taken as normalised, 1 = the reference. */
+static const double optimality_gamma = 1.0;
+
+tsr_bootstrap_options tsr_bootstrap_default_options(void)
+{
+    return (tsr_bootstrap_options){.reps = TSR_BOOTSTRAP_DEFAULT_REPS, .coverage = 0.95, .seed = 0};
+}
+
+static void check_matrix(const tsr_score_matrix *m)
+{
+    TSR_ASSERT(m && m->num_runs && m->scores);
+    TSR_ASSERT_MSG(m->num_tasks >= 1, "a score matrix needs a task, has %lld",
+                   (long long)m->num_tasks);
+    for (int64_t t = 0; t < m->num_tasks; t++)
+        TSR_ASSERT_MSG(m->num_runs[t] >= 1, "task %lld has %lld runs", (long long)t,
+                       (long long)m->num_runs[t]);
+}
+
+int64_t tsr_score_matrix_size(const tsr_score_matrix *m)
+{
+    int64_t n = 0;
+    for (int64_t t = 0; t < m->num_tasks; t++) n += m->num_runs[t];
+    return n;
+}
+
+/* ---- sorting-based statistics -------------------------------------------- */
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void sort_doubles(double *values, int64_t n)
+{
+    qsort(values, (size_t)n, sizeof *values, compare_doubles);
+}
+
+double tsr_stats_trim_mean(double *values, int64_t n, double proportion)
+{
+    TSR_ASSERT(values && n >= 1);
+    TSR_ASSERT_MSG(proportion >= 0 && proportion < 0.5, "proportion %g", proportion);
+    /* scipy: lowercut = int(proportiontocut * nobs), a truncation. */
+    int64_t lowercut = (int64_t)(proportion * (double)n);
+    sort_doubles(values, n);
+    double sum = 0;
+    for (int64_t i = lowercut; i < n - lowercut; i++) sum += values[i];
+    return sum / (double)(n - 2 * lowercut);
+}
+
+double tsr_stats_percentile(double *values, int64_t n, double q)
+{
+    TSR_ASSERT(values && n >= 1);
+    TSR_ASSERT_MSG(q >= 0 && q <= 1, "q %g", q);
+    sort_doubles(values, n);
+    double h = q * (double)(n - 1);
+    int64_t below = (int64_t)floor(h);
+    if (below >= n - 1) return values[n - 1];
+    double t = h - (double)below, a = values[below], b = values[below + 1], d = b - a;
+    /* numpy's _lerp: from the nearer end, so that t = 1 gives b exactly. */
+    return t >= 0.5 ? b - d * (1 - t) : a + d * t;
+}
+
+/* numpy.median of task_means (sorted in place). */
+static double median_of(double *values, int64_t n)
+{
+    sort_doubles(values, n);
+    return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+/* ---- aggregates ------------------------------------------------------------ */
+
+/* The aggregates of m into out[]; only the IQM when iqm_only. scratch holds
+ * size + num_tasks doubles. */
+static void compute_aggregates(const tsr_score_matrix *m, int64_t size, double *scratch,
+                               bool iqm_only, double out[TSR_AGGREGATE_COUNT])
+{
+    memcpy(scratch, m->scores, (size_t)size * sizeof *scratch);
+    out[TSR_AGGREGATE_IQM] = tsr_stats_trim_mean(scratch, size, 0.25);
+    if (iqm_only) return;
+
+    double *task_means = scratch + size;
+    double sum_of_means = 0, sum_clipped = 0;
+    const double *s = m->scores;
+    for (int64_t t = 0; t < m->num_tasks; t++) {
+        double sum = 0;
+        for (int64_t r = 0; r < m->num_runs[t]; r++) {
+            sum += s[r];
+            sum_clipped += s[r] < optimality_gamma ? s[r] : optimality_gamma;
+        }
+        task_means[t] = sum / (double)m->num_runs[t];
+        sum_of_means += task_means[t];
+        s += m->num_runs[t];
+    }
+    out[TSR_AGGREGATE_MEAN] = sum_of_means / (double)m->num_tasks;
+    out[TSR_AGGREGATE_OPTIMALITY_GAP] = optimality_gamma - sum_clipped / (double)size;
+    out[TSR_AGGREGATE_MEDIAN] = median_of(task_means, m->num_tasks);
+}
+
+void tsr_stats_aggregates(const tsr_score_matrix *m, double out[TSR_AGGREGATE_COUNT])
+{
+    check_matrix(m);
+    int64_t size = tsr_score_matrix_size(m);
+    double *scratch = tsr_malloc((size_t)(size + m->num_tasks) * sizeof *scratch);
+    compute_aggregates(m, size, scratch, false, out);
+    tsr_free(scratch);
+}
+
+double tsr_stats_probability_of_improvement(const tsr_score_matrix *x, const tsr_score_matrix *y)
+{
+    check_matrix(x);
+    check_matrix(y);
+    TSR_ASSERT_MSG(x->num_tasks == y->num_tasks, "X has %lld tasks, Y %lld",
+                   (long long)x->num_tasks, (long long)y->num_tasks);
+    const double *xs = x->scores, *ys = y->scores;
+    double sum = 0;
+    for (int64_t t = 0; t < x->num_tasks; t++) {
+        int64_t nx = x->num_runs[t], ny = y->num_runs[t];
+        /* Mann–Whitney U of X against Y, doubled to stay in integers. */
+        int64_t twice_u = 0;
+        for (int64_t i = 0; i < nx; i++)
+            for (int64_t j = 0; j < ny; j++) twice_u += (xs[i] > ys[j]) * 2 + (xs[i] == ys[j]);
+        sum += (double)twice_u / (2.0 * (double)nx * (double)ny);
+        xs += nx;
+        ys += ny;
+    }
+    return sum / (double)x->num_tasks;
+}
+
+/* ---- the stratified bootstrap ---------------------------------------------- */
+
+static void check_options(const tsr_bootstrap_options *o)
+{
+    TSR_ASSERT(o);
+    TSR_ASSERT_MSG(o->reps >= 1, "reps %lld", (long long)o->reps);
+    TSR_ASSERT_MSG(o->coverage > 0 && o->coverage < 1, "coverage %g", o->coverage);
+}
+
+/* Draws every task's runs with replacement from that task's own runs into
+ * `out` (the matrix's size). */
+static void resample_runs(const tsr_score_matrix *m, tsr_rng *rng, double *out)
+{
+    const double *s = m->scores;
+    for (int64_t t = 0; t < m->num_tasks; t++) {
+        int64_t n = m->num_runs[t];
+        for (int64_t r = 0; r < n; r++) out[r] = s[tsr_rng_below(rng, (uint64_t)n)];
+        s += n;
+        out += n;
+    }
+}
+
+/* The percentile interval of `values` (reps of them, sorted in place). */
+static void percentile_interval(double *values, int64_t reps, double coverage, tsr_estimate *e)
+{
+    e->lo = tsr_stats_percentile(values, reps, (1 - coverage) / 2);
+    e->hi = tsr_stats_percentile(values, reps, (1 + coverage) / 2);
+}
+
+/* All aggregates (or only the IQM) with intervals; one allocation for the
+ * resample, the scratch space and every bootstrap value. */
+static void bootstrap_aggregates(const tsr_score_matrix *m, const tsr_bootstrap_options *o,
+                                 bool iqm_only, tsr_estimate out[TSR_AGGREGATE_COUNT])
+{
+    check_matrix(m);
+    check_options(o);
+    int64_t size = tsr_score_matrix_size(m);
+    int64_t reps = o->reps;
+    double *block = tsr_malloc((size_t)(2 * size + m->num_tasks + TSR_AGGREGATE_COUNT * reps) *
+                               sizeof *block);
+    double *resample = block, *scratch = block + size;
+    double *values = scratch + size + m->num_tasks; /* (TSR_AGGREGATE_COUNT, reps) */
+
+    double point[TSR_AGGREGATE_COUNT];
+    compute_aggregates(m, size, scratch, iqm_only, point);
+
+    tsr_rng rng;
+    tsr_rng_init(&rng, o->seed, TSR_RNG_STREAM_BOOTSTRAP);
+    tsr_score_matrix resampled = {m->num_tasks, m->num_runs, resample};
+    for (int64_t r = 0; r < reps; r++) {
+        resample_runs(m, &rng, resample);
+        double a[TSR_AGGREGATE_COUNT];
+        compute_aggregates(&resampled, size, scratch, iqm_only, a);
+        for (int k = 0; k < TSR_AGGREGATE_COUNT; k++)
+            if (!iqm_only || k == TSR_AGGREGATE_IQM) values[k * reps + r] = a[k];
+    }
+    for (int k = 0; k < TSR_AGGREGATE_COUNT; k++) {
+        if (iqm_only && k != TSR_AGGREGATE_IQM) continue;
+        out[k].value = point[k];
+        percentile_interval(values + k * reps, reps, o->coverage, &out[k]);
+    }
+    tsr_free(block);
+}
+
+void tsr_stats_bootstrap_aggregates(const tsr_score_matrix *m, const tsr_bootstrap_options *options,
+                                    tsr_estimate out[TSR_AGGREGATE_COUNT])
+{
+    bootstrap_aggregates(m, options, false, out);
+}
+
+tsr_estimate tsr_stats_bootstrap_iqm(const tsr_score_matrix *m, const tsr_bootstrap_options *options)
+{
+    tsr_estimate out[TSR_AGGREGATE_COUNT];
+    bootstrap_aggregates(m, options, true, out);
+    return out[TSR_AGGREGATE_IQM];
+}
+
+tsr_estimate tsr_stats_bootstrap_probability_of_improvement(const tsr_score_matrix *x,
+                                                            const tsr_score_matrix *y,
+                                                            const tsr_bootstrap_options *options)
+{
+    check_options(options);
+    tsr_estimate e;
+    e.value = tsr_stats_probability_of_improvement(x, y); /* checks x and y */
+    int64_t size_x = tsr_score_matrix_size(x), size_y = tsr_score_matrix_size(y);
+    int64_t reps = options->reps;
+    double *block = tsr_malloc((size_t)(size_x + size_y + reps) * sizeof *block);
+    double *resample_x = block, *resample_y = block + size_x, *values = resample_y + size_y;
+    tsr_score_matrix rx = {x->num_tasks, x->num_runs, resample_x};
+    tsr_score_matrix ry = {y->num_tasks, y->num_runs, resample_y};
+
+    tsr_rng rng;
+    tsr_rng_init(&rng, options->seed, TSR_RNG_STREAM_BOOTSTRAP);
+    for (int64_t r = 0; r < reps; r++) {
+        resample_runs(x, &rng, resample_x);
+        resample_runs(y, &rng, resample_y);
+        values[r] = tsr_stats_probability_of_improvement(&rx, &ry);
+    }
+    percentile_interval(values, reps, options->coverage, &e);
+    tsr_free(block);
+    return e;
+}

@@ -1,0 +1,402 @@
+/* `tessera report` run as a user runs it, on run directories the tests write
+ * themselves: the groups and their numbers, normalisation, the CSV, the
+ * figures, and the errors a user can cause. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tessera/stats.h"
+
+static char tmpdir[64];
+
+static void make_tmpdir(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/tessera_report_XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void remove_tmpdir(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* Reads a whole file (NUL-terminated, malloc'd), or NULL. */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    size_t got = fread(buf, 1, (size_t)n, f);
+    fclose(f);
+    buf[got] = '\0';
+    return buf;
+}
+
+/* Runs `[ENV] tessera ARGS` with stdout and stderr captured; returns the exit
+ * code. */
+static int tessera_with_env(const char *env, const char *args, char **out, char **err)
+{
+    char cmd[4096], out_path[128], err_path[128];
+    snprintf(out_path, sizeof out_path, "%s/stdout.txt", tmpdir);
+    snprintf(err_path, sizeof err_path, "%s/stderr.txt", tmpdir);
+    snprintf(cmd, sizeof cmd, "cd %s && %s %s %s >%s 2>%s", tmpdir, env, TSR_TESSERA_EXE, args,
+             out_path, err_path);
+    int status = system(cmd);
+    cr_assert(WIFEXITED(status), "%s did not exit normally", cmd);
+    *out = slurp(out_path);
+    *err = slurp(err_path);
+    cr_assert(*out && *err);
+    return WEXITSTATUS(status);
+}
+
+static int tessera(const char *args, char **out, char **err)
+{
+    return tessera_with_env("", args, out, err);
+}
+
+/* mkdir -p of tmpdir/rel. */
+static void make_dirs(const char *rel)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, rel);
+    for (char *p = path + strlen(tmpdir) + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        cr_assert(mkdir(path, 0777) == 0 || errno == EEXIST, "mkdir %s", path);
+        *p = '/';
+    }
+    cr_assert(mkdir(path, 0777) == 0 || errno == EEXIST, "mkdir %s", path);
+}
+
+/* A run directory as `tessera train` leaves it: config.ini with the keys a
+ * report reads (and one it does not), metrics.csv with one row per finished
+ * iteration, evals[i] the eval_return of iteration i + 1 (NAN: empty). */
+static void write_run(const char *rel, const char *env, int num_experts, int iterations,
+                      int finished, const double *evals)
+{
+    make_dirs(rel);
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s/config.ini", tmpdir, rel);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "; resolved config of a tessera run\n[env]\nname = %s\nsticky_action_prob = 0.1\n\n"
+               "[network]\nencoder = minatar\nnum_experts = %d\n\n[run]\nseed = 0\n"
+               "iterations = %d\n",
+            env, num_experts, iterations);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/%s/metrics.csv", tmpdir, rel);
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "iteration,agent_steps,gradient_updates,episodes,train_return,loss,mean_q,sparsity,"
+               "dormant_fraction,steps_per_second,eval_return\n");
+    for (int i = 0; i < finished; i++) {
+        fprintf(f, "%d,%d,%d,12,0.5,0.01,0.2,0,0.1,5000,", i + 1, 1000 * (i + 1) + 3, 250 * i);
+        if (evals[i] == evals[i]) fprintf(f, "%.9g", evals[i]);
+        fprintf(f, "\n");
+    }
+    fclose(f);
+}
+
+/* Two groups (num_experts 1 and 4) x two games x two seeds, 3 iterations,
+ * under tmpdir/runs, plus an unfinished run. Final scores:
+ *   experts 1: breakout 2, 4; asterix 6, 8
+ *   experts 4: breakout 10, 12; asterix 14, 16 */
+static void write_runs(void)
+{
+    write_run("runs/e1/breakout-s0", "minatar/breakout", 1, 3, 3, (double[]){1, 2, 2});
+    write_run("runs/e1/breakout-s1", "minatar/breakout", 1, 3, 3, (double[]){1, 3, 4});
+    write_run("runs/e1/asterix-s0", "minatar/asterix", 1, 3, 3, (double[]){2, 4, 6});
+    write_run("runs/e1/asterix-s1", "minatar/asterix", 1, 3, 3, (double[]){3, 5, 8});
+    write_run("runs/e4/breakout-s0", "minatar/breakout", 4, 3, 3, (double[]){2, 6, 10});
+    write_run("runs/e4/breakout-s1", "minatar/breakout", 4, 3, 3, (double[]){3, 8, 12});
+    write_run("runs/e4/asterix-s0", "minatar/asterix", 4, 3, 3, (double[]){4, 9, 14});
+    write_run("runs/e4/asterix-s1", "minatar/asterix", 4, 3, 3, (double[]){5, 11, 16});
+    /* Stopped after 2 of 3 iterations: skipped. */
+    write_run("runs/e4/asterix-s2", "minatar/asterix", 4, 3, 2, (double[]){5, 11});
+}
+
+/* The table row tessera prints for a group whose scores are `scores`
+ * (task-major: asterix then breakout, runs in directory order). */
+static void expected_row(const char *group, const double *scores, int64_t reps, uint64_t seed,
+                         char *row, size_t size)
+{
+    const int64_t runs[] = {2, 2};
+    tsr_score_matrix m = {2, runs, scores};
+    tsr_bootstrap_options o = {reps, 0.95, seed};
+    tsr_estimate e[TSR_AGGREGATE_COUNT];
+    tsr_stats_bootstrap_aggregates(&m, &o, e);
+    int n = snprintf(row, size, "| %s | 4 | 2 |", group);
+    for (int k = 0; k < TSR_AGGREGATE_COUNT; k++)
+        n += snprintf(row + n, size - (size_t)n, " %.3f [%.3f, %.3f] |", e[k].value,
+                      e[k].lo, e[k].hi);
+}
+
+Test(report_cli, prints_every_group_with_its_bootstrap_intervals, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    write_runs();
+    char *out, *err;
+    cr_assert_eq(tessera("report runs --by network.num_experts --reps 3000 --seed 3", &out, &err), 0,
+                 "stderr: %s", err);
+    cr_expect(strstr(out, "8 finished runs in 2 groups (network.num_experts), 2 tasks "
+                          "(minatar/asterix, minatar/breakout); skipped 1 unfinished run"),
+              "stdout: %s", out);
+    cr_expect(strstr(err, "skipping runs/e4/asterix-s2: unfinished (iteration 2 of 3)"),
+              "stderr: %s", err);
+    cr_expect(strstr(out, "| network.num_experts | runs | tasks | mean | median | IQM | "
+                          "optimality gap |"), "stdout: %s", out);
+    /* By hand: experts 1 has task means 7 and 3, so mean = median = 5, the
+     * IQM of {2, 4, 6, 8} is mean(4, 6) = 5, and every score is >= 1, so the
+     * optimality gap is 0; experts 4 likewise 13, 13, 13, 0. */
+    cr_expect(strstr(out, "| 1 | 4 | 2 | 5.000 ["), "stdout: %s", out);
+    cr_expect(strstr(out, "| 4 | 4 | 2 | 13.000 ["), "stdout: %s", out);
+    /* The intervals: the library's stratified bootstrap with the same
+     * resamples and seed, on the same matrix. */
+    char row[512];
+    expected_row("1", (double[]){6, 8, 2, 4}, 3000, 3, row, sizeof row);
+    cr_expect(strstr(out, row), "expected %s in:\n%s", row, out);
+    expected_row("4", (double[]){14, 16, 10, 12}, 3000, 3, row, sizeof row);
+    cr_expect(strstr(out, row), "expected %s in:\n%s", row, out);
+    /* Every experts-4 score beats every experts-1 score on both games. */
+    cr_expect(strstr(out, "| X | Y | tasks | P(X > Y) |"), "stdout: %s", out);
+    cr_expect(strstr(out, "| 1 | 4 | 2 | 0.000 [0.000, 0.000] |"), "stdout: %s", out);
+    free(out);
+    free(err);
+}
+
+Test(report_cli, without_by_every_run_is_one_group, .init = make_tmpdir, .fini = remove_tmpdir)
+{
+    write_runs();
+    char *out, *err;
+    cr_assert_eq(tessera("report runs/e1 runs/e4/breakout-s0 --reps 500", &out, &err), 0,
+                 "stderr: %s", err);
+    /* A run directory given directly counts like one found by the search. */
+    cr_expect(strstr(out, "| group | runs | tasks |"), "stdout: %s", out);
+    cr_expect(strstr(out, "| all | 5 | 2 |"), "stdout: %s", out);
+    cr_expect(!strstr(out, "P(X > Y)"), "one group has nothing to compare: %s", out);
+    free(out);
+    free(err);
+}
+
+Test(report_cli, normalises_scores_with_a_table, .init = make_tmpdir, .fini = remove_tmpdir)
+{
+    write_runs();
+    char path[256];
+    snprintf(path, sizeof path, "%s/table.csv", tmpdir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "# random and reference returns\ngame,random,reference\nminatar/breakout,0,10\n"
+               "minatar/asterix,2,12\n");
+    fclose(f);
+    char *out, *err;
+    cr_assert_eq(tessera("report runs/e1 --normalize table.csv --reps 1000", &out, &err), 0,
+                 "stderr: %s", err);
+    /* breakout {2, 4} -> {0.2, 0.4}; asterix {6, 8} -> {0.4, 0.6}: mean of the
+     * task means (0.3 + 0.5) / 2 = 0.4, median 0.4, IQM mean(0.4, 0.4) = 0.4,
+     * optimality gap 1 - 0.4 = 0.6. */
+    cr_expect(strstr(out, "normalised by table.csv"), "stdout: %s", out);
+    char row[512];
+    expected_row("all", (double[]){0.4, 0.6, 0.2, 0.4}, 1000, 0, row, sizeof row);
+    cr_expect(strstr(out, row), "expected %s in:\n%s", row, out);
+    cr_expect(strstr(out, "| all | 4 | 2 | 0.400 ["), "stdout: %s", out);
+    cr_expect(strstr(out, "| 0.600 ["), "the optimality gap: %s", out);
+    free(out);
+    free(err);
+}
+
+Test(report_cli, the_shipped_minatar_table_normalises_with_random_and_dqn_returns,
+     .init = make_tmpdir, .fini = remove_tmpdir)
+{
+    /* Scoring exactly the random policy's return gives 0, the MinAtar
+     * paper's DQN return gives 1. */
+    write_run("runs/random", "minatar/breakout", 1, 1, 1, (double[]){0.50842});
+    write_run("runs/dqn", "minatar/space_invaders", 1, 1, 1, (double[]){43});
+    char *out, *err;
+    cr_assert_eq(tessera("report runs --by env.name --normalize " TSR_CONFIGS_DIR
+                         "/normalization/minatar.csv --reps 100",
+                         &out, &err), 0, "stderr: %s", err);
+    cr_expect(strstr(out, "| minatar/breakout | 1 | 1 | 0.000 [0.000, 0.000] |"), "%s", out);
+    cr_expect(strstr(out, "| minatar/space_invaders | 1 | 1 | 1.000 [1.000, 1.000] |"), "%s",
+              out);
+    free(out);
+    free(err);
+}
+
+Test(report_cli, a_game_missing_from_the_normalisation_table_is_named, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    write_runs();
+    char path[256];
+    snprintf(path, sizeof path, "%s/table.csv", tmpdir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "game,random,reference\nminatar/breakout,0,10\n");
+    fclose(f);
+    char *out, *err;
+    cr_expect_eq(tessera("report runs --normalize table.csv", &out, &err), 1);
+    cr_expect(strstr(err, "normalisation table table.csv has no row for minatar/asterix"),
+              "stderr: %s", err);
+    free(out);
+    free(err);
+}
+
+Test(report_cli, an_unknown_by_key_names_the_nearest_key, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    write_runs();
+    char *out, *err;
+    cr_expect_eq(tessera("report runs --by network.num_expert", &out, &err), 1);
+    cr_expect(strstr(err, "--by: unknown key network.num_expert (did you mean "
+                          "network.num_experts?); sections: env, network,"),
+              "stderr: %s", err);
+    free(out);
+    free(err);
+    cr_expect_eq(tessera("report runs --by experts", &out, &err), 1);
+    cr_expect(strstr(err, "--by 'experts': expected section.key"), "stderr: %s", err);
+    free(out);
+    free(err);
+    cr_expect_eq(tessera("report runs --by net.num_experts", &out, &err), 1);
+    cr_expect(strstr(err, "did you mean network.num_experts?"), "stderr: %s", err);
+    free(out);
+    free(err);
+}
+
+Test(report_cli, a_missing_directory_or_no_finished_run_is_an_error, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    char *out, *err;
+    cr_expect_eq(tessera("report no_such_dir", &out, &err), 1);
+    cr_expect(strstr(err, "cannot read no_such_dir: No such file or directory"), "stderr: %s", err);
+    free(out);
+    free(err);
+    write_run("runs/stopped", "minatar/breakout", 1, 5, 2, (double[]){1, 2});
+    cr_expect_eq(tessera("report runs", &out, &err), 1);
+    cr_expect(strstr(err, "no finished run with an eval_return under runs (1 unfinished"),
+              "stderr: %s", err);
+    free(out);
+    free(err);
+}
+
+Test(report_cli, csv_holds_the_numbers_of_the_tables, .init = make_tmpdir, .fini = remove_tmpdir)
+{
+    write_runs();
+    char *out, *err;
+    cr_assert_eq(tessera("report runs --by network.num_experts --reps 2000 --csv out.csv", &out,
+                         &err), 0, "stderr: %s", err);
+    char path[256];
+    snprintf(path, sizeof path, "%s/out.csv", tmpdir);
+    char *csv = slurp(path);
+    cr_assert_not_null(csv);
+    cr_expect(!strncmp(csv, "metric,group,versus,runs,versus_runs,tasks,value,ci_low,ci_high\n",
+                       64), "%s", csv);
+    const int64_t runs[] = {2, 2};
+    tsr_score_matrix m = {2, runs, (double[]){6, 8, 2, 4}};
+    tsr_estimate e[TSR_AGGREGATE_COUNT];
+    tsr_stats_bootstrap_aggregates(&m, &(tsr_bootstrap_options){2000, 0.95, 0}, e);
+    for (int k = 0; k < TSR_AGGREGATE_COUNT; k++) {
+        char line[256];
+        snprintf(line, sizeof line, "\n%s,1,,4,,2,%.9g,%.9g,%.9g\n", tsr_aggregate_names[k],
+                 e[k].value, e[k].lo, e[k].hi);
+        cr_expect(strstr(csv, line), "expected %s in:\n%s", line + 1, csv);
+    }
+    cr_expect(strstr(csv, "\nprobability_of_improvement,1,4,4,4,2,0,0,0\n"), "%s", csv);
+    int lines = 0;
+    for (const char *c = csv; *c; c++) lines += *c == '\n';
+    cr_expect_eq(lines, 1 + 2 * TSR_AGGREGATE_COUNT + 1, "%s", csv);
+    free(csv);
+    free(out);
+    free(err);
+}
+
+static bool svg_holds(const char *path, const char *text)
+{
+    char *svg = slurp(path);
+    bool holds = svg && strstr(svg, "<svg") && strstr(svg, text);
+    free(svg);
+    return holds;
+}
+
+Test(report_cli, plots_learning_and_scaling_curves_as_svg, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    write_runs();
+    char *out, *err;
+    cr_assert_eq(tessera("report runs --by network.num_experts --reps 500 --curve-reps 200 "
+                         "--plots figs --scale params", &out, &err), 0, "stderr: %s", err);
+    cr_expect(strstr(out, "Figures: figs/learning_curves.svg, figs/scaling.svg"), "%s", out);
+    char path[256];
+    snprintf(path, sizeof path, "%s/figs/learning_curves.svg", tmpdir);
+    cr_expect(svg_holds(path, "network.num_experts = 1"), "%s", path);
+    cr_expect(svg_holds(path, "network.num_experts = 4"), "%s", path);
+    cr_expect(svg_holds(path, "agent steps"), "%s", path);
+    /* The curve's points: the IQM at each iteration over all 4 runs of a
+     * group, against their mean agent steps (1003, 2003, 3003). Experts 1 at
+     * iteration 1: {1, 1, 2, 3} -> mean(1, 2) = 1.5. */
+    snprintf(path, sizeof path, "%s/figs/learning_curves.dat", tmpdir);
+    char *dat = slurp(path);
+    cr_assert_not_null(dat);
+    cr_expect(strstr(dat, "# 1\n1003 1.5 "), "%s", dat);
+    cr_expect(strstr(dat, "\n3003 13 "), "%s", dat);
+    free(dat);
+    /* Scaling against the parameter count of each run's network, built from
+     * its config.ini: the MinAtar conv 3x3, 4 -> 16 channels (592 with
+     * biases; Breakout and Asterix both have 4), SAME padding (the default),
+     * so 10 x 10 x 16 = 1600 features, the default dense head 1600 -> 512
+     * (819,712) -> 6 actions (3,078): 823,382. num_experts does not change a
+     * dense head, so each group has one point there. */
+    snprintf(path, sizeof path, "%s/figs/scaling.dat", tmpdir);
+    dat = slurp(path);
+    cr_assert_not_null(dat);
+    cr_expect(strstr(dat, "# 1\n823382 5 "), "%s", dat);
+    cr_expect(strstr(dat, "# 4\n823382 13 "), "%s", dat);
+    free(dat);
+    snprintf(path, sizeof path, "%s/figs/scaling.svg", tmpdir);
+    cr_expect(svg_holds(path, "network.num_experts = 4"), "%s", path);
+    cr_expect(svg_holds(path, "params"), "%s", path);
+    free(out);
+    free(err);
+}
+
+Test(report_cli, a_numeric_scale_key_draws_one_point_per_value, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    write_runs();
+    char *out, *err;
+    cr_assert_eq(tessera("report runs --reps 500 --curve-reps 100 --plots figs --scale "
+                         "network.num_experts", &out, &err), 0, "stderr: %s", err);
+    char path[256];
+    snprintf(path, sizeof path, "%s/figs/scaling.dat", tmpdir);
+    char *dat = slurp(path);
+    cr_assert_not_null(dat);
+    cr_expect(strstr(dat, "# all\n1 5 "), "%s", dat);
+    cr_expect(strstr(dat, "\n4 13 "), "%s", dat);
+    free(dat);
+    free(out);
+    free(err);
+    cr_expect_eq(tessera("report runs --plots figs --scale network.encoder", &out, &err), 1);
+    cr_expect(strstr(err, "--scale network.encoder is not a numeric key"), "stderr: %s", err);
+    free(out);
+    free(err);
+}
+
+Test(report_cli, plots_without_gnuplot_say_which_package_to_install, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    write_runs();
+    char *out, *err;
+    cr_expect_eq(tessera_with_env("PATH=/nonexistent", "report runs --reps 100 --plots figs", &out,
+                                  &err), 1);
+    cr_expect(strstr(err, "install the Debian package gnuplot-nox"), "stderr: %s", err);
+    free(out);
+    free(err);
+}
