@@ -17,8 +17,9 @@
 #                     (default runs/learning-<preset>-<date>)
 #   --set             any other override, passed to every run
 #
-# A run that already finished is not run again (an interrupted one is), so an
-# interrupted benchmark resumes by running the same command. The table reports,
+# A run that already finished is not run again, and an interrupted one resumes
+# from its newest checkpoint (tessera train --resume), so an interrupted
+# benchmark continues by running the same command. The table reports,
 # per game, the final iteration's evaluation return for each seed, their mean and
 # standard deviation, the mean training return of the last iteration, and, for
 # dqn, the MinAtar paper's DQN return at 5M frames (read off its figure).
@@ -73,9 +74,10 @@ run_one() { # run_one GAME SEED
   local game=$1 seed=$2 dir=$out/$1-s$2 args=()
   mapfile -t args < <(grep -v "^$" "$out/overrides.txt")
   if [[ -f $dir/.complete ]]; then echo "$game seed $seed: done already"; return 0; fi
-  rm -rf "$dir"
-  if "$tessera" train "configs/$game/$preset.ini" --seed "$seed" --threads 1 --run-dir "$dir" \
-       --quiet "${args[@]}" >"$out/$game-s$seed.log" 2>&1; then
+  local command=(train "configs/$game/$preset.ini" --seed "$seed" --threads 1 --run-dir "$dir"
+                 --quiet "${args[@]}")
+  [[ -f $dir/config.ini ]] && command=(train --resume "$dir" --threads 1 --quiet)
+  if "$tessera" "${command[@]}" >>"$out/$game-s$seed.log" 2>&1; then
     touch "$dir/.complete"
     echo "$game seed $seed: $(grep '^iteration' "$out/$game-s$seed.log" | tail -n 1)"
   else
@@ -130,4 +132,4 @@ summary=$out/summary.md
 } >"$summary"
 cat "$summary"
 echo
-echo "learning.sh: table in $summary; per-run logs, metrics.csv and params.bin under $out/"
+echo "learning.sh: table in $summary; per-run logs, metrics.csv and checkpoints under $out/"

@@ -377,13 +377,23 @@ static bool save_checkpoint(tsr_runner *runner, const tsr_run_config *cfg, const
     snprintf(dir, sizeof dir, "%s/checkpoints", run_dir);
     tsr_checkpoint_path(run_dir, iteration, path, sizeof path);
     tsr_error err;
-    if (!make_dirs(dir) ||
-        tsr_runner_save_checkpoint(runner, path, cfg->run.checkpoint_replay, &err) != TSR_STATUS_OK ||
-        tsr_checkpoint_remove_old(run_dir, cfg->run.checkpoint_keep, &err) != TSR_STATUS_OK) {
-        fprintf(stderr, "tessera train: checkpoint of iteration %lld failed: %s\n",
-                (long long)iteration, make_dirs(dir) ? err.message : strerror(errno));
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (!make_dirs(dir)) {
+        fprintf(stderr, "tessera train: cannot create %s: %s\n", dir, strerror(errno));
         return false;
     }
+    if (tsr_runner_save_checkpoint(runner, path, cfg->run.checkpoint_replay, &err) != TSR_STATUS_OK ||
+        tsr_checkpoint_remove_old(run_dir, cfg->run.checkpoint_keep, &err) != TSR_STATUS_OK) {
+        fprintf(stderr, "tessera train: checkpoint of iteration %lld failed: %s\n",
+                (long long)iteration, err.message);
+        return false;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    struct stat sb;
+    double megabytes = stat(path, &sb) == 0 ? (double)sb.st_size / 1e6 : NAN;
+    printf("checkpoint %s: %.1f MB in %.2f s\n", path, megabytes,
+           (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
     return true;
 }
 
