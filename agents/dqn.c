@@ -461,6 +461,9 @@ void tsr_agent_checkpoint(tsr_agent *a, tsr_ckpt *c, bool with_replay, bool *rep
     tsr_ckpt_params(c, "params/target", &a->target.params);
     tsr_optimizer_checkpoint(a->optimizer, c, "optimizer");
     if (a->pruner) tsr_pruner_checkpoint(a->pruner, &a->online.params, c, "pruning");
+    else if (!writing && tsr_ckpt_has(c, "pruning"))
+        tsr_ckpt_fail(c, TSR_STATUS_FORMAT,
+                      "it holds pruning masks but this run does not prune (pruning.mode = none)");
     tsr_ckpt_i64(c, "counters/training_steps", &a->training_steps);
     tsr_ckpt_i64(c, "counters/gradient_updates", &a->updates);
     tsr_ckpt_i64(c, "counters/target_syncs", &a->target_syncs);

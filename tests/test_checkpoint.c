@@ -375,6 +375,23 @@ Test(checkpoint, another_network_is_refused_naming_the_tensor_and_both_shapes,
     expect_refused(&breakout, path, "env/train/state is the state of another game");
 }
 
+Test(checkpoint, pruning_state_is_refused_by_a_run_that_does_not_prune, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    tsr_run_config pruned = load(TSR_CONFIGS_DIR "/breakout/dqn_gmp95.ini", OVERRIDES(SHORT));
+    tsr_runner *r = new_runner(&pruned);
+    char path[256];
+    snprintf(path, sizeof path, "%s/c.h5", tmpdir);
+    save(r, path, false);
+    tsr_runner_free(r);
+    tsr_run_config dense = load(TSR_CONFIGS_DIR "/breakout/dqn_gmp95.ini",
+                                OVERRIDES(SHORT, "pruning.mode=none"));
+    expect_refused(&dense, path, "holds pruning masks but this run does not prune");
+    tsr_run_config later = load(TSR_CONFIGS_DIR "/breakout/dqn_gmp95.ini",
+                                OVERRIDES(SHORT, "pruning.start_fraction=0.5"));
+    expect_refused(&later, path, "pruning: pruning schedule from update");
+}
+
 /* ---- loading parameters into another run ------------------------------------------ */
 
 Test(checkpoint, parameters_load_into_another_run_in_one_call, .init = make_tmpdir,
