@@ -10,24 +10,18 @@
 #include <unistd.h>
 
 #include "support/allclose.h"
+#include "support/files.h"
 #include "support/gradcheck.h"
 #include "tessera/tessera.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-static tsr_run_config load(const char *path, const char *const *overrides, int n)
+static tsr_run_config load(const char *path, const char *const *overrides, int count)
 {
-    tsr_run_schema schema;
-    tsr_run_schema_init(&schema);
-    tsr_run_config cfg;
-    tsr_error err;
-    cr_assert_eq(tsr_run_config_load(&schema, &cfg, path, (char *const *)overrides, n, &err),
-                 TSR_STATUS_OK, "%s", err.message);
-    return cfg;
+    return tsr_test_load_run_config(path, overrides, count);
 }
 
-#define OVERRIDES(...) (const char *const[]){__VA_ARGS__}, \
-    (int)(sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
+#define OVERRIDES TSR_TEST_OVERRIDES
 
 /* A vector environment the agent never sees: 4 floats, 2 actions. */
 static const tsr_env_spec vector_spec = {

@@ -14,44 +14,38 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "support/files.h"
 #include "tessera/tessera.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
 
 static char tmpdir[64];
 
-static void make_tmpdir(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tessera_ckpt_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-}
-
-static void remove_tmpdir(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-static tsr_run_config load(const char *path, const char *const *overrides, int n)
-{
-    tsr_run_schema schema;
-    tsr_run_schema_init(&schema);
-    tsr_run_config cfg;
-    tsr_error err;
-    cr_assert_eq(tsr_run_config_load(&schema, &cfg, path, (char *const *)overrides, n, &err),
-                 TSR_STATUS_OK, "%s", err.message);
-    return cfg;
-}
-
-#define OVERRIDES(...) (const char *const[]){__VA_ARGS__}, \
-    (int)(sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
+static void make_tmpdir(void) { tsr_test_tmpdir_make(tmpdir, sizeof tmpdir, "ckpt"); }
+static void remove_tmpdir(void) { tsr_test_tmpdir_remove(tmpdir); }
 
 /* Short runs: 400 agent steps an iteration, updates from step 200, episodes
  * of at most 250 steps, a small replay. */
 #define SHORT "run.iterations=3", "run.training_steps=400", "run.evaluation_episodes=1", \
               "run.max_episode_steps=250", "agent.min_replay_history=200",                   \
               "agent.replay_capacity=3000", "run.threads=1"
+
+/* A preset ("cartpole/dqn") as a short run, with `extra` overrides after
+ * SHORT's. */
+static tsr_run_config short_config(const char *preset, const char *const *extra, int count)
+{
+    static const char *const base[] = {SHORT};
+    enum { BASE = sizeof base / sizeof base[0] };
+    const char *all[BASE + 8];
+    cr_assert_leq(count, 8);
+    for (int i = 0; i < BASE; i++) all[i] = base[i];
+    for (int i = 0; i < count; i++) all[BASE + i] = extra[i];
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s.ini", TSR_CONFIGS_DIR, preset);
+    return tsr_test_load_run_config(path, all, BASE + count);
+}
+
+#define NO_EXTRA NULL, 0
 
 static tsr_runner *new_runner(const tsr_run_config *cfg)
 {
@@ -76,6 +70,18 @@ static tsr_iteration_metrics iterate(tsr_runner *r)
     return m;
 }
 
+/* Trains a runner of `cfg` for `iterations`, saves it as tmpdir/FILE into
+ * `path` (256 bytes) and frees it. */
+static void saved_run(const tsr_run_config *cfg, int iterations, const char *file,
+                      bool with_replay, char *path)
+{
+    tsr_runner *r = new_runner(cfg);
+    for (int i = 0; i < iterations; i++) iterate(r);
+    snprintf(path, 256, "%s/%s", tmpdir, file);
+    save(r, path, with_replay);
+    tsr_runner_free(r);
+}
+
 /* h5diff's exit code: 0 when every dataset and attribute is equal, 1 when
  * something differs. */
 static int h5diff(const char *a, const char *b)
@@ -90,17 +96,9 @@ static int h5diff(const char *a, const char *b)
 
 static char *slurp(const char *path, size_t *size)
 {
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot read %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    buf[got] = '\0';
-    *size = got;
-    return buf;
+    char *data = tsr_test_slurp(path, size);
+    cr_assert_not_null(data, "cannot read %s", path);
+    return data;
 }
 
 static void write_bytes(const char *path, const void *data, size_t size)
@@ -144,9 +142,8 @@ static void expect_same_envs(const tsr_runner *a, const tsr_runner *b, const cha
  * config, loads that file and saves it again: the two files are equal
  * item for item. Then both train on: the same metrics and the same state, so
  * the file held everything the run depends on. */
-static void expect_round_trip(const char *config, const char *const *overrides, int n)
+static void expect_round_trip(const char *config, tsr_run_config cfg)
 {
-    tsr_run_config cfg = load(config, overrides, n);
     char p1[256], p2[256], p3[256], p4[256];
     snprintf(p1, sizeof p1, "%s/a1.h5", tmpdir);
     snprintf(p2, sizeof p2, "%s/b1.h5", tmpdir);
@@ -181,7 +178,7 @@ Test(checkpoint, a_rainbow_run_round_trips_and_continues_identically, .init = ma
      .fini = remove_tmpdir)
 {
     /* Prioritized replay, 3-step returns, NoisyNet, C51, dueling, Adam. */
-    expect_round_trip(TSR_CONFIGS_DIR "/breakout/rainbow.ini", OVERRIDES(SHORT));
+    expect_round_trip("breakout/rainbow", short_config("breakout/rainbow", NO_EXTRA));
 }
 
 Test(checkpoint, a_pruned_run_round_trips_with_its_masks, .init = make_tmpdir,
@@ -189,13 +186,12 @@ Test(checkpoint, a_pruned_run_round_trips_with_its_masks, .init = make_tmpdir,
 {
     /* GMP with masks recomputed every 20 updates from update 50 on, centred
      * RMSProp: masks, schedule and optimizer state must all come back. */
-    expect_round_trip(TSR_CONFIGS_DIR "/seaquest/dqn_gmp95.ini",
-                      OVERRIDES(SHORT, "pruning.step_units=updates", "pruning.start_step=50",
-                                "pruning.end_step=400", "pruning.update_freq=20"));
-    tsr_run_config cfg = load(TSR_CONFIGS_DIR "/seaquest/dqn_gmp95.ini",
-                              OVERRIDES(SHORT, "pruning.step_units=updates",
-                                        "pruning.start_step=50", "pruning.end_step=400",
-                                        "pruning.update_freq=20"));
+    tsr_run_config cfg = short_config("seaquest/dqn_gmp95",
+                                      TSR_TEST_OVERRIDES("pruning.step_units=updates",
+                                                         "pruning.start_step=50",
+                                                         "pruning.end_step=400",
+                                                         "pruning.update_freq=20"));
+    expect_round_trip("seaquest/dqn_gmp95", cfg);
     tsr_runner *r = new_runner(&cfg);
     tsr_iteration_metrics m = iterate(r);
     cr_expect_gt(m.sparsity, 0.05, "the masks are in force by the first checkpoint (%g)",
@@ -205,8 +201,9 @@ Test(checkpoint, a_pruned_run_round_trips_with_its_masks, .init = make_tmpdir,
 
 Test(checkpoint, a_soft_moe_run_round_trips, .init = make_tmpdir, .fini = remove_tmpdir)
 {
-    expect_round_trip(TSR_CONFIGS_DIR "/asterix/dqn_softmoe.ini",
-                      OVERRIDES(SHORT, "network.num_experts=2"));
+    tsr_run_config cfg = short_config("asterix/dqn_softmoe",
+                                      TSR_TEST_OVERRIDES("network.num_experts=2"));
+    expect_round_trip("asterix/dqn_softmoe", cfg);
 }
 
 /* ---- the documented layout ------------------------------------------------------ */
@@ -214,13 +211,9 @@ Test(checkpoint, a_soft_moe_run_round_trips, .init = make_tmpdir, .fini = remove
 Test(checkpoint, items_are_at_the_paths_and_shapes_format_md_documents, .init = make_tmpdir,
      .fini = remove_tmpdir)
 {
-    tsr_run_config cfg = load(TSR_CONFIGS_DIR "/breakout/dqn.ini", OVERRIDES(SHORT));
-    tsr_runner *r = new_runner(&cfg);
-    iterate(r);
+    tsr_run_config cfg = short_config("breakout/dqn", NO_EXTRA);
     char path[256], cmd[512];
-    snprintf(path, sizeof path, "%s/c.h5", tmpdir);
-    save(r, path, true);
-    tsr_runner_free(r);
+    saved_run(&cfg, 1, "c.h5", true, path);
     snprintf(cmd, sizeof cmd, "h5ls -r %s", path);
     FILE *p = popen(cmd, "r");
     cr_assert_not_null(p);
@@ -305,13 +298,9 @@ static void expect_refused(const tsr_run_config *cfg, const char *path, const ch
 Test(checkpoint, bad_files_get_clear_errors_and_are_left_untouched, .init = make_tmpdir,
      .fini = remove_tmpdir)
 {
-    tsr_run_config cfg = load(TSR_CONFIGS_DIR "/cartpole/dqn.ini", OVERRIDES(SHORT));
-    tsr_runner *r = new_runner(&cfg);
-    iterate(r);
+    tsr_run_config cfg = short_config("cartpole/dqn", NO_EXTRA);
     char good[256], path[256];
-    snprintf(good, sizeof good, "%s/good.h5", tmpdir);
-    save(r, good, true);
-    tsr_runner_free(r);
+    saved_run(&cfg, 1, "good.h5", true, good);
 
     tsr_error err;
     snprintf(path, sizeof path, "%s/missing.h5", tmpdir);
@@ -341,7 +330,8 @@ Test(checkpoint, bad_files_get_clear_errors_and_are_left_untouched, .init = make
     snprintf(path, sizeof path, "%s/newer.h5", tmpdir);
     copy_file(good, path);
     set_root_attr(path, "format_version", TSR_CHECKPOINT_FORMAT_VERSION + 1);
-    expect_refused(&cfg, path, "format version 2; this tessera (" TESSERA_VERSION ") reads version 1");
+    expect_refused(&cfg, path,
+                   "format version 2; this tessera (" TESSERA_VERSION ") reads version 1");
 
     snprintf(path, sizeof path, "%s/incomplete.h5", tmpdir);
     copy_file(good, path);
@@ -352,43 +342,35 @@ Test(checkpoint, bad_files_get_clear_errors_and_are_left_untouched, .init = make
 Test(checkpoint, another_network_is_refused_naming_the_tensor_and_both_shapes,
      .init = make_tmpdir, .fini = remove_tmpdir)
 {
-    tsr_run_config cfg = load(TSR_CONFIGS_DIR "/cartpole/dqn.ini", OVERRIDES(SHORT));
-    tsr_runner *r = new_runner(&cfg);
+    tsr_run_config cfg = short_config("cartpole/dqn", NO_EXTRA);
     char path[256];
-    snprintf(path, sizeof path, "%s/c.h5", tmpdir);
-    save(r, path, true);
-    tsr_runner_free(r);
+    saved_run(&cfg, 0, "c.h5", true, path);
 
-    tsr_run_config wider = load(TSR_CONFIGS_DIR "/cartpole/dqn.ini",
-                                OVERRIDES(SHORT, "network.hidden=64"));
+    tsr_run_config wider = short_config("cartpole/dqn", TSR_TEST_OVERRIDES("network.hidden=64"));
     expect_refused(&wider, path,
                    "tensor params/online/head/hidden/weight has shape (128, 128) in the file but "
                    "(64, 128) here");
-    tsr_run_config sgd = load(TSR_CONFIGS_DIR "/cartpole/dqn.ini",
-                              OVERRIDES(SHORT, "optimizer.kind=sgd"));
+    tsr_run_config sgd = short_config("cartpole/dqn", TSR_TEST_OVERRIDES("optimizer.kind=sgd"));
     expect_refused(&sgd, path, "holds the state of a adam optimizer with 2 state blocks");
-    tsr_run_config bigger_replay = load(TSR_CONFIGS_DIR "/cartpole/dqn.ini",
-                                        OVERRIDES(SHORT, "agent.replay_capacity=4000"));
+    tsr_run_config bigger_replay =
+        short_config("cartpole/dqn", TSR_TEST_OVERRIDES("agent.replay_capacity=4000"));
     expect_refused(&bigger_replay, path, "replay/observations has shape (3000, 16) in the file "
                                          "but (4000, 16) here");
-    tsr_run_config breakout = load(TSR_CONFIGS_DIR "/breakout/dqn.ini", OVERRIDES(SHORT));
+    tsr_run_config breakout = short_config("breakout/dqn", NO_EXTRA);
     expect_refused(&breakout, path, "env/train/state is the state of another game");
 }
 
 Test(checkpoint, pruning_state_is_refused_by_a_run_that_does_not_prune, .init = make_tmpdir,
      .fini = remove_tmpdir)
 {
-    tsr_run_config pruned = load(TSR_CONFIGS_DIR "/breakout/dqn_gmp95.ini", OVERRIDES(SHORT));
-    tsr_runner *r = new_runner(&pruned);
+    tsr_run_config pruned = short_config("breakout/dqn_gmp95", NO_EXTRA);
     char path[256];
-    snprintf(path, sizeof path, "%s/c.h5", tmpdir);
-    save(r, path, false);
-    tsr_runner_free(r);
-    tsr_run_config dense = load(TSR_CONFIGS_DIR "/breakout/dqn_gmp95.ini",
-                                OVERRIDES(SHORT, "pruning.mode=none"));
+    saved_run(&pruned, 0, "c.h5", false, path);
+    tsr_run_config dense =
+        short_config("breakout/dqn_gmp95", TSR_TEST_OVERRIDES("pruning.mode=none"));
     expect_refused(&dense, path, "holds pruning masks but this run does not prune");
-    tsr_run_config later = load(TSR_CONFIGS_DIR "/breakout/dqn_gmp95.ini",
-                                OVERRIDES(SHORT, "pruning.start_fraction=0.5"));
+    tsr_run_config later =
+        short_config("breakout/dqn_gmp95", TSR_TEST_OVERRIDES("pruning.start_fraction=0.5"));
     expect_refused(&later, path, "pruning: pruning schedule from update");
 }
 
@@ -397,7 +379,7 @@ Test(checkpoint, pruning_state_is_refused_by_a_run_that_does_not_prune, .init = 
 Test(checkpoint, parameters_load_into_another_run_in_one_call, .init = make_tmpdir,
      .fini = remove_tmpdir)
 {
-    tsr_run_config cfg = load(TSR_CONFIGS_DIR "/cartpole/dqn.ini", OVERRIDES(SHORT, "run.seed=1"));
+    tsr_run_config cfg = short_config("cartpole/dqn", TSR_TEST_OVERRIDES("run.seed=1"));
     tsr_runner *trained = new_runner(&cfg);
     iterate(trained);
     char path[256];
@@ -407,7 +389,7 @@ Test(checkpoint, parameters_load_into_another_run_in_one_call, .init = make_tmpd
 
     /* An evaluation-only runner of another seed: other initial values, then
      * the checkpoint's after the one call. */
-    tsr_run_config other = load(TSR_CONFIGS_DIR "/cartpole/dqn.ini", OVERRIDES(SHORT, "run.seed=2"));
+    tsr_run_config other = short_config("cartpole/dqn", TSR_TEST_OVERRIDES("run.seed=2"));
     tsr_runner *eval;
     tsr_error err;
     cr_assert_eq(tsr_runner_new(&eval, &other, false, &err), TSR_STATUS_OK, "%s", err.message);
@@ -423,8 +405,7 @@ Test(checkpoint, parameters_load_into_another_run_in_one_call, .init = make_tmpd
 
     /* A mismatch changes nothing: the encoder's tensors match, the head's
      * hidden layer does not. */
-    tsr_run_config narrow = load(TSR_CONFIGS_DIR "/cartpole/dqn.ini",
-                                 OVERRIDES(SHORT, "network.hidden=64"));
+    tsr_run_config narrow = short_config("cartpole/dqn", TSR_TEST_OVERRIDES("network.hidden=64"));
     tsr_runner *mismatch;
     cr_assert_eq(tsr_runner_new(&mismatch, &narrow, false, &err), TSR_STATUS_OK, "%s", err.message);
     tsr_params *m = &tsr_agent_online(tsr_runner_agent(mismatch))->params;
@@ -446,7 +427,7 @@ Test(checkpoint, parameters_load_into_another_run_in_one_call, .init = make_tmpd
 Test(checkpoint, a_failed_write_leaves_the_previous_checkpoint_intact, .init = make_tmpdir,
      .fini = remove_tmpdir)
 {
-    tsr_run_config cfg = load(TSR_CONFIGS_DIR "/cartpole/dqn.ini", OVERRIDES(SHORT));
+    tsr_run_config cfg = short_config("cartpole/dqn", NO_EXTRA);
     tsr_runner *r = new_runner(&cfg);
     char path[256], tmp[300];
     snprintf(path, sizeof path, "%s/c.h5", tmpdir);
@@ -473,7 +454,7 @@ Test(checkpoint, a_failed_write_leaves_the_previous_checkpoint_intact, .init = m
 Test(checkpoint, the_newest_complete_checkpoint_is_found_and_old_ones_removed,
      .init = make_tmpdir, .fini = remove_tmpdir)
 {
-    tsr_run_config cfg = load(TSR_CONFIGS_DIR "/cartpole/dqn.ini", OVERRIDES(SHORT));
+    tsr_run_config cfg = short_config("cartpole/dqn", NO_EXTRA);
     tsr_runner *r = new_runner(&cfg);
     char dir[256], path[512], found[512];
     snprintf(dir, sizeof dir, "%s/checkpoints", tmpdir);
@@ -521,7 +502,7 @@ Test(checkpoint, the_newest_complete_checkpoint_is_found_and_old_ones_removed,
 Test(checkpoint, a_checkpoint_without_its_replay_resumes_with_an_empty_one, .init = make_tmpdir,
      .fini = remove_tmpdir)
 {
-    tsr_run_config cfg = load(TSR_CONFIGS_DIR "/cartpole/dqn.ini", OVERRIDES(SHORT));
+    tsr_run_config cfg = short_config("cartpole/dqn", NO_EXTRA);
     tsr_runner *a = new_runner(&cfg);
     iterate(a);
     char path[256];

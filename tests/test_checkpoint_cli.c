@@ -14,47 +14,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "support/files.h"
+
 static char tmpdir[64];
 
-static void make_tmpdir(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tessera_resume_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-}
+static void make_tmpdir(void) { tsr_test_tmpdir_make(tmpdir, sizeof tmpdir, "resume"); }
+static void remove_tmpdir(void) { tsr_test_tmpdir_remove(tmpdir); }
 
-static void remove_tmpdir(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    cr_assert_eq(system(cmd), 0);
-}
+static char *slurp(const char *path) { return tsr_test_slurp(path, NULL); }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    buf[got] = '\0';
-    return buf;
-}
-
-/* Runs a shell command with stdout and stderr captured; returns the exit code. */
 static int run(const char *command, char **out, char **err)
 {
-    char cmd[8448], out_path[128], err_path[128];
-    snprintf(out_path, sizeof out_path, "%s/stdout.txt", tmpdir);
-    snprintf(err_path, sizeof err_path, "%s/stderr.txt", tmpdir);
-    snprintf(cmd, sizeof cmd, "%s >%s 2>%s", command, out_path, err_path);
-    int status = system(cmd);
-    cr_assert(WIFEXITED(status), "%s did not exit normally", cmd);
-    *out = slurp(out_path);
-    *err = slurp(err_path);
-    return WEXITSTATUS(status);
+    return tsr_test_run(tmpdir, command, out, err);
 }
 
 static int tessera(const char *args, char **out, char **err)

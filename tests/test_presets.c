@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "support/files.h"
 #include "tessera/tessera.h"
 
 /* ---- every preset ----------------------------------------------------------- */
@@ -102,18 +103,8 @@ Test(presets, the_minatar_dqn_preset_is_the_papers_settings)
 
 static char tmpdir[64];
 
-static void make_tmpdir(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tessera_presets_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-}
-
-static void remove_tmpdir(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    cr_assert_eq(system(cmd), 0);
-}
+static void make_tmpdir(void) { tsr_test_tmpdir_make(tmpdir, sizeof tmpdir, "presets"); }
+static void remove_tmpdir(void) { tsr_test_tmpdir_remove(tmpdir); }
 
 static void write_file(const char *name, const char *text)
 {

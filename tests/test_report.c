@@ -10,53 +10,23 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "support/files.h"
 #include "tessera/stats.h"
 
 static char tmpdir[64];
 
-static void make_tmpdir(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tessera_report_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-}
+static void make_tmpdir(void) { tsr_test_tmpdir_make(tmpdir, sizeof tmpdir, "report"); }
+static void remove_tmpdir(void) { tsr_test_tmpdir_remove(tmpdir); }
 
-static void remove_tmpdir(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    cr_assert_eq(system(cmd), 0);
-}
+static char *slurp(const char *path) { return tsr_test_slurp(path, NULL); }
 
-/* Reads a whole file (NUL-terminated, malloc'd), or NULL. */
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    buf[got] = '\0';
-    return buf;
-}
-
-/* Runs `[ENV] tessera ARGS` with stdout and stderr captured; returns the exit
- * code. */
+/* Runs `[ENV] tessera ARGS` in the test's directory with stdout and stderr
+ * captured; returns the exit code. */
 static int tessera_with_env(const char *env, const char *args, char **out, char **err)
 {
-    char cmd[4096], out_path[128], err_path[128];
-    snprintf(out_path, sizeof out_path, "%s/stdout.txt", tmpdir);
-    snprintf(err_path, sizeof err_path, "%s/stderr.txt", tmpdir);
-    snprintf(cmd, sizeof cmd, "cd %s && %s %s %s >%s 2>%s", tmpdir, env, TSR_TESSERA_EXE, args,
-             out_path, err_path);
-    int status = system(cmd);
-    cr_assert(WIFEXITED(status), "%s did not exit normally", cmd);
-    *out = slurp(out_path);
-    *err = slurp(err_path);
-    cr_assert(*out && *err);
-    return WEXITSTATUS(status);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "cd %s && %s %s %s", tmpdir, env, TSR_TESSERA_EXE, args);
+    return tsr_test_run(tmpdir, cmd, out, err);
 }
 
 static int tessera(const char *args, char **out, char **err)

@@ -10,49 +10,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "support/files.h"
+
 static char tmpdir[64];
 
-static void make_tmpdir(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tessera_cli_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-}
-
-static void remove_tmpdir(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-/* Reads a whole file (NUL-terminated, malloc'd), or NULL. */
-static char *slurp(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    buf[got] = '\0';
-    if (size) *size = got;
-    return buf;
-}
+static void make_tmpdir(void) { tsr_test_tmpdir_make(tmpdir, sizeof tmpdir, "cli"); }
+static void remove_tmpdir(void) { tsr_test_tmpdir_remove(tmpdir); }
 
 /* Runs `tessera ARGS` with stdout and stderr captured; returns the exit code. */
 static int tessera(const char *args, char **out, char **err)
 {
-    char cmd[4096], out_path[128], err_path[128];
-    snprintf(out_path, sizeof out_path, "%s/stdout.txt", tmpdir);
-    snprintf(err_path, sizeof err_path, "%s/stderr.txt", tmpdir);
-    snprintf(cmd, sizeof cmd, "%s %s >%s 2>%s", TSR_TESSERA_EXE, args, out_path, err_path);
-    int status = system(cmd);
-    cr_assert(WIFEXITED(status), "%s did not exit normally", cmd);
-    *out = slurp(out_path, NULL);
-    *err = slurp(err_path, NULL);
-    return WEXITSTATUS(status);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s %s", TSR_TESSERA_EXE, args);
+    return tsr_test_run(tmpdir, cmd, out, err);
 }
 
 /* A short CartPole run: 2 iterations of 600 steps, 2 evaluation episodes. */
@@ -106,7 +76,7 @@ Test(train_cli, a_run_writes_its_config_metrics_and_checkpoints_and_evaluates,
     free(err);
 
     snprintf(path, sizeof path, "%s/run/config.ini", tmpdir);
-    char *config = slurp(path, NULL);
+    char *config = tsr_test_slurp(path, NULL);
     cr_assert_not_null(config);
     cr_expect(strstr(config, "seed = 3"), "%s", config);
     cr_expect(strstr(config, "name = classic/cartpole"));
@@ -114,7 +84,7 @@ Test(train_cli, a_run_writes_its_config_metrics_and_checkpoints_and_evaluates,
     free(config);
 
     snprintf(path, sizeof path, "%s/run/metrics.csv", tmpdir);
-    char *csv = slurp(path, NULL);
+    char *csv = tsr_test_slurp(path, NULL);
     cr_assert_not_null(csv);
     cr_expect(!strncmp(csv, "iteration,agent_steps,gradient_updates,episodes,train_return,loss,"
                             "mean_q,sparsity,dormant_fraction,steps_per_second,eval_return\n",
@@ -124,7 +94,7 @@ Test(train_cli, a_run_writes_its_config_metrics_and_checkpoints_and_evaluates,
     cr_expect_eq(lines, 3, "header + 2 iterations: %s", csv);
     free(csv);
     snprintf(path, sizeof path, "%s/run/metrics.jsonl", tmpdir);
-    char *json = slurp(path, NULL);
+    char *json = tsr_test_slurp(path, NULL);
     cr_assert_not_null(json);
     cr_expect(strstr(json, "{\"iteration\": 2, "), "%s", json);
     cr_expect(strstr(json, "\"eval_return\": "), "%s", json);
@@ -164,7 +134,7 @@ static char *metrics_without_speed(const char *dir)
 {
     char path[256];
     snprintf(path, sizeof path, "%s/metrics.csv", dir);
-    char *csv = slurp(path, NULL);
+    char *csv = tsr_test_slurp(path, NULL);
     cr_assert_not_null(csv);
     char *out = malloc(strlen(csv) + 1), *o = out;
     int column = 0;
