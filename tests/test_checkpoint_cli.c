@@ -206,6 +206,20 @@ Test(checkpoint_cli, ctrl_c_keeps_the_last_checkpoint_and_a_replayless_resume_wa
     char *text = slurp(log);
     cr_expect(strstr(text, "(interrupted)") && strstr(text, "tessera train --resume"), "%s", text);
     free(text);
+    /* The interrupted iteration is printed, not logged: the files hold the
+     * finished iterations, here at least the first. */
+    char csv_path[512];
+    snprintf(csv_path, sizeof csv_path, "%s/metrics.csv", dir);
+    char *csv = slurp(csv_path);
+    int rows = 0;
+    for (const char *c = csv; *c; c++) rows += *c == '\n';
+    rows -= 1;
+    char last_checkpoint[512];
+    snprintf(last_checkpoint, sizeof last_checkpoint, "%s/checkpoints/ckpt-%06d.h5", dir, rows);
+    cr_expect_geq(rows, 1, "%s", csv);
+    cr_expect_eq(access(last_checkpoint, F_OK), 0,
+                 "every logged iteration (%d) has its checkpoint", rows);
+    free(csv);
 
     char *out, *err;
     snprintf(args, sizeof args, "train --resume %s --quiet --set run.iterations=2", dir);

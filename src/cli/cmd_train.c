@@ -472,10 +472,15 @@ int tsr_cmd_train(int argc, char **argv)
         tsr_iteration_metrics m;
         stopped = !tsr_runner_run_iteration(runner, &m, &err);
         clear_progress(&progress);
-        tsr_metrics_write_csv_row(csv, &m);
-        tsr_metrics_write_json(json, &m);
-        fflush(csv);
-        fflush(json);
+        /* The metric files hold finished iterations only (a run is finished
+         * when its last row is run.iterations); an interrupted one is printed
+         * and redone by --resume. */
+        if (!stopped) {
+            tsr_metrics_write_csv_row(csv, &m);
+            tsr_metrics_write_json(json, &m);
+            fflush(csv);
+            fflush(json);
+        }
         printf("iteration %lld/%lld: steps %lld, updates %lld, train return %.3f, eval return "
                "%.3f, loss %.4g, %.0f steps/s%s\n",
                (long long)m.iteration, (long long)cfg.run.iterations, (long long)m.agent_steps,
