@@ -25,7 +25,12 @@ struct tsr_replay {
     int64_t capacity;
     int64_t obs_cells;        /* elements in one observation */
     size_t obs_bytes;         /* one unpacked observation */
-    size_t stored_obs_bytes;  /* one observation in storage (packed or not) */
+    int64_t frames;           /* observations are stacks of this many frames (1: none) */
+    int64_t frame_cells;      /* elements of one frame: obs_cells / frames */
+    size_t frame_bytes;       /* one unpacked frame */
+    int64_t pixels;           /* H x W of a stacked observation; 1 otherwise */
+    size_t pixel_frame_bytes; /* one frame's channels at one pixel */
+    size_t stored_obs_bytes;  /* one frame (or observation) in storage, packed or not */
     int64_t add_count;
     int64_t num_valid;
     int64_t tree_leaves;      /* P: a power of two >= capacity */
@@ -36,6 +41,7 @@ struct tsr_replay {
     float *rewards;           /* (capacity) */
     uint8_t *flags;           /* (capacity) */
     double *tree;             /* (2P): node 1 is the root, leaves at [P, 2P) in slot order */
+    uint8_t *frame_scratch;   /* with stacking: two unpacked frames, to rebuild and check */
     tsr_rng rng;
 };
 
@@ -92,13 +98,51 @@ static void unpack_bits(uint8_t *dst, const uint8_t *src, int64_t cells)
     for (int64_t k = 0; k < cells; k++) dst[k] = (uint8_t)((src[k >> 3] >> (k & 7)) & 1u);
 }
 
-static void load_obs(const tsr_replay *r, int64_t step, uint8_t *dst)
+/* The frame stored for `step` (the whole observation without stacking),
+ * unpacked into dst (frame_bytes). */
+static void load_frame(const tsr_replay *r, int64_t step, uint8_t *dst)
 {
     const uint8_t *src = r->obs + (size_t)(step % r->capacity) * r->stored_obs_bytes;
     if (r->opt.bit_pack)
-        unpack_bits(dst, src, r->obs_cells);
+        unpack_bits(dst, src, r->frame_cells);
     else
-        memcpy(dst, src, r->obs_bytes);
+        memcpy(dst, src, r->frame_bytes);
+}
+
+static uint8_t step_flags(const tsr_replay *r, int64_t step) { return r->flags[step % r->capacity]; }
+
+/* Channel block `position` (0 = oldest frame) of a stacked observation
+ * (H, W, frames x c): copies a frame in (to_obs) or out of it. */
+static void frame_block(const tsr_replay *r, uint8_t *obs, uint8_t *frame, int64_t position,
+                        bool to_obs)
+{
+    size_t block = r->pixel_frame_bytes, stride = block * (size_t)r->frames;
+    uint8_t *o = obs + (size_t)position * block;
+    for (int64_t p = 0; p < r->pixels; p++, o += stride, frame += block) {
+        if (to_obs) memcpy(o, frame, block);
+        else memcpy(frame, o, block);
+    }
+}
+
+/* The observation of `step` into dst (obs_bytes). With frame stacking, the
+ * frame `age` steps back fills channel block frames − 1 − age, and frames of
+ * an earlier episode (an episode end at or after their step) or from before
+ * the first step are zeros, as Dopamine pads a new episode's stack. The
+ * caller guarantees the frames needed are stored (stack_stored). */
+static void load_obs(const tsr_replay *r, int64_t step, uint8_t *dst, uint8_t *scratch)
+{
+    if (r->frames == 1) {
+        load_frame(r, step, dst);
+        return;
+    }
+    bool same_episode = true;
+    for (int64_t age = 0; age < r->frames; age++) {
+        int64_t s = step - age;
+        if (age > 0) same_episode = same_episode && s >= 0 && !(step_flags(r, s) & FLAG_END);
+        if (same_episode) load_frame(r, s, scratch);
+        else memset(scratch, 0, r->frame_bytes);
+        frame_block(r, dst, scratch, r->frames - 1 - age, true);
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -147,6 +191,21 @@ static tsr_status validate(const tsr_replay_options *o, tsr_error *err)
                              "replay option bit_pack = true is not allowed with obs_dtype = %s: "
                              "only binary uint8 observations can be packed",
                              tsr_dtype_name(o->obs_dtype));
+    if (o->frame_stack > 1 && o->capacity < o->n_step + o->frame_stack)
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "replay option capacity = %lld is too small for frame_stack = %lld: "
+                             "it must be at least n_step + frame_stack = %lld",
+                             (long long)o->capacity, (long long)o->frame_stack,
+                             (long long)(o->n_step + o->frame_stack));
+    if (o->frame_stack < 0 || o->frame_stack > 64)
+        return invalid(err, "frame_stack", (double)o->frame_stack, "it must be in [0, 64]");
+    if (o->frame_stack > 1 && (o->obs_ndim != 3 || o->obs_shape[2] % o->frame_stack != 0))
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "replay option frame_stack = %lld is not allowed: stacked "
+                             "observations are (H, W, frame_stack x channels), and these have "
+                             "%d dimensions and %lld channels",
+                             (long long)o->frame_stack, o->obs_ndim,
+                             (long long)(o->obs_ndim == 3 ? o->obs_shape[2] : 0));
     return TSR_STATUS_OK;
 }
 
@@ -175,7 +234,10 @@ tsr_status tsr_replay_new(tsr_replay **out, const tsr_replay_options *o, uint64_
         cells *= o->obs_shape[i];
     }
     size_t obs_bytes = (size_t)cells * tsr_dtype_size(o->obs_dtype);
-    size_t stored = o->bit_pack ? (size_t)(cells + 7) / 8 : obs_bytes;
+    int64_t frames = o->frame_stack > 1 ? o->frame_stack : 1;
+    int64_t frame_cells = cells / frames;
+    size_t frame_bytes = obs_bytes / (size_t)frames;
+    size_t stored = o->bit_pack ? (size_t)(frame_cells + 7) / 8 : frame_bytes;
     int64_t leaves = 1;
     while (leaves < o->capacity) leaves *= 2;
     size_t per_step = stored + sizeof(int32_t) + sizeof(float) + 1;
@@ -190,6 +252,11 @@ tsr_status tsr_replay_new(tsr_replay **out, const tsr_replay_options *o, uint64_
     r->capacity = o->capacity;
     r->obs_cells = cells;
     r->obs_bytes = obs_bytes;
+    r->frames = frames;
+    r->frame_cells = frame_cells;
+    r->frame_bytes = frame_bytes;
+    r->pixels = frames > 1 ? o->obs_shape[0] * o->obs_shape[1] : 1;
+    r->pixel_frame_bytes = frame_bytes / (size_t)r->pixels;
     r->stored_obs_bytes = stored;
     r->tree_leaves = leaves;
     r->max_priority = 1.0;
@@ -203,7 +270,9 @@ tsr_status tsr_replay_new(tsr_replay **out, const tsr_replay_options *o, uint64_
     r->rewards = storage_alloc(n, sizeof *r->rewards, &total);
     r->flags = storage_alloc(n, sizeof *r->flags, &total);
     r->tree = storage_alloc(2 * (size_t)leaves, sizeof *r->tree, &total);
-    if (!r->obs || !r->actions || !r->rewards || !r->flags || !r->tree) {
+    if (frames > 1) r->frame_scratch = storage_alloc(2, frame_bytes, &total);
+    if (!r->obs || !r->actions || !r->rewards || !r->flags || !r->tree ||
+        (frames > 1 && !r->frame_scratch)) {
         tsr_replay_free(r);
         return tsr_error_set(err, TSR_STATUS_OUT_OF_MEMORY,
                              "replay option capacity = %lld needs %zu bytes (%zu per step%s), "
@@ -225,6 +294,7 @@ void tsr_replay_free(tsr_replay *r)
     free(r->rewards);
     free(r->flags);
     free(r->tree);
+    free(r->frame_scratch);
     tsr_free(r);
 }
 
@@ -233,14 +303,12 @@ size_t tsr_replay_memory_bytes(const tsr_replay *r)
     size_t n = (size_t)r->capacity;
     return sizeof *r + n * (r->stored_obs_bytes + sizeof *r->actions + sizeof *r->rewards +
                             sizeof *r->flags) +
-           2 * (size_t)r->tree_leaves * sizeof *r->tree;
+           2 * (size_t)r->tree_leaves * sizeof *r->tree + (r->frame_scratch ? 2 * r->frame_bytes : 0);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Adding steps                                                             */
 /* ------------------------------------------------------------------------ */
-
-static uint8_t step_flags(const tsr_replay *r, int64_t step) { return r->flags[step % r->capacity]; }
 
 static void set_valid(tsr_replay *r, int64_t start)
 {
@@ -249,6 +317,55 @@ static void set_valid(tsr_replay *r, int64_t start)
     r->flags[slot] |= FLAG_VALID;
     r->num_valid++;
     tree_set(r, slot, r->opt.prioritized ? r->max_priority : 1.0);
+}
+
+/* Whether every frame of step t's stack is stored: each older frame either
+ * belongs to an earlier episode or precedes the first step (zeros), or is
+ * still in the buffer. Always true without stacking. */
+static bool stack_stored(const tsr_replay *r, int64_t t)
+{
+    const int64_t oldest = r->add_count - r->capacity;
+    for (int64_t age = 1; age < r->frames; age++) {
+        int64_t s = t - age;
+        if (s < 0) return true;
+        if (s < oldest) return false;
+        if (step_flags(r, s) & FLAG_END) return true;
+    }
+    return true;
+}
+
+static void clear_valid(tsr_replay *r, int64_t slot)
+{
+    r->flags[slot] &= (uint8_t)~FLAG_VALID;
+    r->num_valid--;
+    tree_set(r, slot, 0.0);
+}
+
+/* Stores the newest frame of a stacked observation, after checking that its
+ * older frames are the ones stored for the previous steps (zeros before the
+ * episode's first step): the replay rebuilds stacks from single frames, so an
+ * observation stacked any other way would come back different. */
+static void store_stacked(tsr_replay *r, const uint8_t *obs, int64_t step, uint8_t *dst)
+{
+    uint8_t *frame = r->frame_scratch, *expected = r->frame_scratch + r->frame_bytes;
+    const int64_t oldest = r->add_count - r->capacity;
+    bool same_episode = true;
+    for (int64_t age = 1; age < r->frames; age++) {
+        int64_t s = step - age;
+        same_episode = same_episode && s >= 0 && !(step_flags(r, s) & FLAG_END);
+        if (same_episode && s < oldest) break; /* no longer stored: nothing to compare */
+        if (same_episode) load_frame(r, s, expected);
+        else memset(expected, 0, r->frame_bytes);
+        frame_block(r, (uint8_t *)obs, frame, r->frames - 1 - age, false);
+        TSR_ASSERT_MSG(!memcmp(frame, expected, r->frame_bytes),
+                       "frame-stacked replay: step %lld's frame %lld steps back differs from the "
+                       "frame stored then (stacks must be the last %lld frames of the episode, "
+                       "zeros before its first)",
+                       (long long)step, (long long)age, (long long)r->frames);
+    }
+    frame_block(r, (uint8_t *)obs, frame, r->frames - 1, false);
+    if (r->opt.bit_pack) pack_bits(dst, frame, r->frame_cells, r->stored_obs_bytes);
+    else memcpy(dst, frame, r->frame_bytes);
 }
 
 /* True when none of the steps [from, to) ended an episode. */
@@ -272,7 +389,9 @@ void tsr_replay_add(tsr_replay *r, const void *obs, int32_t action, float reward
         tree_set(r, slot, 0.0);
     }
     uint8_t *dst = r->obs + (size_t)slot * r->stored_obs_bytes;
-    if (r->opt.bit_pack)
+    if (r->frames > 1)
+        store_stacked(r, obs, s, dst); /* reads the old flags: before they are overwritten */
+    else if (r->opt.bit_pack)
         pack_bits(dst, obs, r->obs_cells, r->stored_obs_bytes);
     else
         memcpy(dst, obs, r->obs_bytes);
@@ -282,14 +401,21 @@ void tsr_replay_add(tsr_replay *r, const void *obs, int32_t action, float reward
     r->add_count = s + 1;
 
     const int64_t oldest = r->add_count - r->capacity; /* may be negative while filling */
+    /* With stacking, the frame just overwritten was the oldest frame of the
+     * stacks of the next frames − 1 steps: their transitions go with it. */
+    for (int64_t t = oldest; t >= 0 && t < oldest + r->frames - 1 && t < s; t++) {
+        int64_t ts = t % r->capacity;
+        if ((r->flags[ts] & FLAG_VALID) && !stack_stored(r, t)) clear_valid(r, ts);
+    }
     /* Step s is the next observation of the full window [s − n, s). */
-    if (s - n >= 0 && s - n >= oldest && no_end_in(r, s - n, s)) set_valid(r, s - n);
+    if (s - n >= 0 && s - n >= oldest && no_end_in(r, s - n, s) && stack_stored(r, s - n))
+        set_valid(r, s - n);
     /* A terminal completes the shrinking windows [t, s] for t in (s − n, s] that
      * hold no earlier episode end; walking t down, the first end stops it. */
     if (terminal) {
         for (int64_t t = s; t > s - n && t >= 0 && t >= oldest; t--) {
             if (t < s && (step_flags(r, t) & FLAG_END)) break;
-            set_valid(r, t);
+            if (stack_stored(r, t)) set_valid(r, t);
         }
     }
 }
@@ -364,8 +490,8 @@ static void fill_row(const tsr_replay *r, tsr_replay_batch *b, int64_t i, int64_
     b->actions[i] = r->actions[t % r->capacity];
     b->returns[i] = (float)ret;
     b->discounts[i] = reached_terminal ? 0.0f : (float)r->gamma_n;
-    load_obs(r, t, (uint8_t *)b->obs + (size_t)i * r->obs_bytes);
-    load_obs(r, next, (uint8_t *)b->next_obs + (size_t)i * r->obs_bytes);
+    load_obs(r, t, (uint8_t *)b->obs + (size_t)i * r->obs_bytes, r->frame_scratch);
+    load_obs(r, next, (uint8_t *)b->next_obs + (size_t)i * r->obs_bytes, r->frame_scratch);
 }
 
 void tsr_replay_sample(tsr_replay *r, tsr_replay_batch *b)

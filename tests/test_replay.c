@@ -4,6 +4,7 @@
  * sampling; option errors. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -568,6 +569,152 @@ Test(replay, memory_per_step_matches_the_documented_minatar_numbers)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Frame stacks                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* Stacked observations (H, W, k·c) = (3, 2, 4·2): step s's own frame has
+ * value frame_value(s, cell) at each of its 12 cells, never 0. */
+enum { stack_h = 3, stack_w = 2, stack_c = 2, stack_k = 4 };
+enum { frame_cells = stack_h * stack_w * stack_c, stack_cells = frame_cells * stack_k };
+
+static uint8_t frame_value(int64_t step, int64_t cell)
+{
+    return (uint8_t)(1 + (step * 13 + cell) % 251);
+}
+
+/* The observation at `step` as an Atari wrapper stacks it: the last k frames
+ * of the episode that began at `episode_start`, zeros before it. */
+static void stacked_obs(int64_t step, int64_t episode_start, uint8_t *obs)
+{
+    for (int64_t p = 0; p < stack_h * stack_w; p++)
+        for (int64_t pos = 0; pos < stack_k; pos++) {
+            int64_t s = step - (stack_k - 1 - pos);
+            for (int64_t ch = 0; ch < stack_c; ch++)
+                obs[(p * stack_k + pos) * stack_c + ch] =
+                    s >= episode_start ? frame_value(s, p * stack_c + ch) : 0;
+        }
+}
+
+static tsr_replay_options stacked_options(int64_t capacity, int64_t n_step)
+{
+    tsr_replay_options o;
+    memset(&o, 0, sizeof o);
+    o.capacity = capacity;
+    o.obs_ndim = 3;
+    o.obs_shape[0] = stack_h;
+    o.obs_shape[1] = stack_w;
+    o.obs_shape[2] = stack_k * stack_c;
+    o.obs_dtype = TSR_DTYPE_U8;
+    o.n_step = n_step;
+    o.gamma = 0.9;
+    o.frame_stack = stack_k;
+    return o;
+}
+
+Test(replay, frame_stacks_come_back_as_added_across_episodes_and_the_write_cursor)
+{
+    enum { steps = 500, capacity = 23, n = 2 };
+    static uint8_t observations[steps][stack_cells];
+    uint8_t terminal[steps], truncated[steps];
+    int64_t episode_start[steps];
+    tsr_rng rng;
+    tsr_rng_init(&rng, 5, 1);
+    tsr_replay_options o = stacked_options(capacity, n);
+    tsr_replay *r = new_replay(&o, 8);
+    tsr_replay_batch *b = tsr_replay_batch_new(r, 6);
+    int64_t start = 0;
+    long checked = 0, zero_padded = 0;
+    for (int64_t s = 0; s < steps; s++) {
+        double u = tsr_rng_uniform(&rng);
+        terminal[s] = u < 0.08;
+        truncated[s] = u >= 0.08 && u < 0.12;
+        episode_start[s] = start;
+        stacked_obs(s, start, observations[s]);
+        tsr_replay_add(r, observations[s], 0, 1.0f, terminal[s], truncated[s]);
+        if (terminal[s] || truncated[s]) start = s + 1;
+
+        /* Valid: the n-step definition, and every step from t − k + 1 (or
+         * the previous episode's last step, or step 0, if later) still
+         * stored. */
+        int64_t expected_valid = 0, oldest = s + 1 - capacity;
+        for (int64_t t = 0; t <= s; t++) {
+            int64_t first_needed = t - (stack_k - 1);
+            if (episode_start[t] - 1 > first_needed) first_needed = episode_start[t] - 1;
+            if (first_needed < 0) first_needed = 0;
+            bool v = reference_valid(terminal, truncated, s + 1, capacity, n, t) &&
+                     first_needed >= oldest;
+            expected_valid += v;
+            cr_assert_eq(tsr_replay_priority(r, t) > 0.0, v, "after step %lld: start %lld",
+                         (long long)s, (long long)t);
+        }
+        cr_assert_eq(tsr_replay_num_valid(r), expected_valid, "after step %lld", (long long)s);
+        if (expected_valid == 0) continue;
+        tsr_replay_sample(r, b);
+        for (int64_t i = 0; i < b->batch; i++) {
+            int64_t t = b->indices[i], next = t + n;
+            for (int64_t k = 0; k < n; k++)
+                if (terminal[t + k]) {
+                    next = t + k;
+                    break;
+                }
+            cr_assert_arr_eq((uint8_t *)b->obs + i * stack_cells, observations[t], stack_cells,
+                             "the stack of step %lld", (long long)t);
+            cr_assert_arr_eq((uint8_t *)b->next_obs + i * stack_cells, observations[next],
+                             stack_cells, "the next stack of step %lld", (long long)t);
+            zero_padded += episode_start[t] > t - (stack_k - 1);
+            checked++;
+        }
+    }
+    cr_expect_gt(zero_padded, 100, "stacks padded at an episode start were sampled (%ld)",
+                 zero_padded);
+    cr_expect_gt(checked - zero_padded, 100, "full stacks were sampled");
+    tsr_replay_batch_free(b);
+    tsr_replay_free(r);
+}
+
+Test(replay, a_differently_stacked_observation_is_refused, .signal = SIGABRT)
+{
+    tsr_replay_options o = stacked_options(16, 1);
+    tsr_replay *r = new_replay(&o, 1);
+    uint8_t obs[stack_cells];
+    stacked_obs(0, 0, obs);
+    tsr_replay_add(r, obs, 0, 0.0f, false, false);
+    /* Gym's FrameStack repeats the first frame where Dopamine pads zeros. */
+    stacked_obs(1, 0, obs);
+    for (int64_t p = 0; p < stack_h * stack_w; p++)
+        for (int64_t ch = 0; ch < stack_c; ch++) obs[(p * stack_k) * stack_c + ch] = 9;
+    tsr_replay_add(r, obs, 0, 0.0f, false, false);
+}
+
+Test(replay, atari_frame_stacks_take_at_most_1_05_times_their_distinct_frames)
+{
+    /* 84×84×4 uint8 stacks: 7,056 bytes a frame; per step the frame, 9 bytes
+     * of action, reward and flags, and the tree's 16 (power of two). */
+    const int64_t capacity = 4096;
+    tsr_replay_options o;
+    memset(&o, 0, sizeof o);
+    o.capacity = capacity;
+    o.obs_ndim = 3;
+    o.obs_shape[0] = 84;
+    o.obs_shape[1] = 84;
+    o.obs_shape[2] = 4;
+    o.obs_dtype = TSR_DTYPE_U8;
+    o.n_step = 1;
+    o.gamma = 0.99;
+    tsr_replay *whole = new_replay(&o, 1);
+    o.frame_stack = 4;
+    tsr_replay *stacked = new_replay(&o, 1);
+    double frames = (double)capacity * 7056.0;
+    double ratio = (double)tsr_replay_memory_bytes(stacked) / frames;
+    cr_expect_leq(ratio, 1.05, "%.4f x the distinct frames", ratio);
+    cr_expect_geq(ratio, 1.0);
+    double whole_ratio = (double)tsr_replay_memory_bytes(whole) / frames;
+    cr_expect_gt(whole_ratio, 4.0, "whole stacks: %.3f x", whole_ratio);
+    tsr_replay_free(whole);
+    tsr_replay_free(stacked);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Determinism and allocation                                               */
 /* ------------------------------------------------------------------------ */
 
@@ -640,7 +787,7 @@ Test(replay, bad_options_are_errors_that_name_the_option)
         tsr_replay_options o;
     } bad_case;
     tsr_replay_options base = float_options(100, 3, 0.99, true);
-    bad_case bad[11];
+    bad_case bad[14];
     int k = 0;
     bad[k] = (bad_case){"capacity", base}, bad[k++].o.capacity = 3;
     bad[k] = (bad_case){"n_step", base}, bad[k++].o.n_step = 0;
@@ -653,6 +800,10 @@ Test(replay, bad_options_are_errors_that_name_the_option)
     bad[k] = (bad_case){"importance_exponent", base}, bad[k++].o.importance_exponent = INFINITY;
     bad[k] = (bad_case){"bit_pack", base}, bad[k++].o.bit_pack = true; /* float32 obs */
     bad[k] = (bad_case){"capacity", base}, bad[k++].o.capacity = -5;
+    tsr_replay_options stacked = stacked_options(100, 3);
+    bad[k] = (bad_case){"frame_stack", stacked}, bad[k++].o.frame_stack = 3; /* 8 channels */
+    bad[k] = (bad_case){"frame_stack", base}, bad[k++].o.frame_stack = 2;   /* 1-D obs */
+    bad[k] = (bad_case){"capacity", stacked}, bad[k++].o.capacity = 6;      /* < n + k */
     for (int i = 0; i < k; i++) {
         tsr_replay *r = (tsr_replay *)&bad[i]; /* must come back NULL */
         tsr_error err = {0};
