@@ -25,5 +25,6 @@
 #include "tessera/agent.h"
 #include "tessera/checkpoint.h"
 #include "tessera/stats.h"
+#include "tessera/sweep.h"
 
 #endif
