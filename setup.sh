@@ -18,7 +18,8 @@ esac
 
 # gnuplot-nox draws `tessera report --plots` figures (SVG, no X11).
 packages=(build-essential meson ninja-build pkg-config libdnnl-dev libhdf5-dev hdf5-tools
-          libcriterion-dev libomp-dev libinih-dev liblapacke-dev python3-h5py gnuplot-nox)
+          libcriterion-dev libomp-dev libinih-dev liblapacke-dev python3-h5py gnuplot-nox
+          openmpi-bin libopenmpi-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -19,6 +19,7 @@ static const command commands[] = {
     {"eval", tsr_cmd_eval, "eval RUN_DIR [...]      evaluate a run's newest checkpoint"},
     {"inspect", tsr_cmd_inspect, "inspect CHECKPOINT      counters, tensors and config of a checkpoint"},
     {"report", tsr_cmd_report, "report DIR... [...]     rliable metrics with bootstrap CIs over finished runs"},
+    {"sweep", tsr_cmd_sweep, "sweep SWEEP [...]       run a grid of configs, games and seeds (resumable; mpirun)"},
 };
 
 static void print_usage(FILE *out)
