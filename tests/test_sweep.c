@@ -2,6 +2,7 @@
  * in its directory, and `tessera sweep` run as a user runs it — locally,
  * again (finished runs are skipped), and under mpirun with the same results. */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tessera/checkpoint.h"
 #include "tessera/sweep.h"
 
 static char tmpdir[64];
@@ -303,6 +305,19 @@ static void write_metrics(const char *dir, const char *rows)
     fclose(f);
 }
 
+/* An empty file where the checkpoint of `iteration` goes: checkpoints are
+ * renamed into place once complete, so the sweep only looks for the name. */
+static void touch_checkpoint(const char *dir, int64_t iteration)
+{
+    char cmd[600], path[512];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/checkpoints'", dir);
+    cr_assert_eq(system(cmd), 0);
+    tsr_checkpoint_path(dir, iteration, path, sizeof path);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fclose(f);
+}
+
 Test(sweep, a_run_is_new_unfinished_or_finished_by_its_config_and_metrics, .init = make_tmpdir,
      .fini = remove_tmpdir)
 {
@@ -334,7 +349,13 @@ Test(sweep, a_run_is_new_unfinished_or_finished_by_its_config_and_metrics, .init
     cr_assert_eq(tsr_sweep_run_state_get(s, 0, &schema, &state, &err), TSR_STATUS_OK);
     cr_expect_eq(state, TSR_SWEEP_RUN_UNFINISHED);
 
+    /* A row for the last iteration without its checkpoint: a Ctrl-C in the
+     * last iteration (tessera train writes the row, not the checkpoint). */
     write_metrics(dir, "1,100,5.5\n2,200,5.5\n3,300,5.5\n");
+    touch_checkpoint(dir, 2);
+    cr_assert_eq(tsr_sweep_run_state_get(s, 0, &schema, &state, &err), TSR_STATUS_OK);
+    cr_expect_eq(state, TSR_SWEEP_RUN_UNFINISHED);
+    touch_checkpoint(dir, 3);
     cr_assert_eq(tsr_sweep_run_state_get(s, 0, &schema, &state, &err), TSR_STATUS_OK);
     cr_expect_eq(state, TSR_SWEEP_RUN_FINISHED);
 
@@ -453,8 +474,10 @@ Test(sweep, a_local_sweep_runs_each_run_once_and_a_second_invocation_skips_them,
     snprintf(args, sizeof args, "sweep %s --out %s/out --dry-run", sweep, tmpdir);
     cr_assert_eq(tessera("", args, &out, &err), 0, "stderr: %s", err);
     cr_expect(strstr(out, "3 finished, 1 to resume, 0 to start"), "%s", out);
-    cr_expect(strstr(out, "resume cartpole/learning_rate=0.0005/seed=1\n"), "%s", out);
-    cr_expect(strstr(out, "skip   cartpole/learning_rate=0.001/seed=1\n"), "%s", out);
+    cr_expect(strstr(out, "resume cartpole/learning_rate=0.0005/seed=1  (2 x 200 steps)\n"), "%s",
+              out);
+    cr_expect(strstr(out, "skip   cartpole/learning_rate=0.001/seed=1  (2 x 200 steps)\n"), "%s",
+              out);
     free(out);
     free(err);
 }
@@ -572,6 +595,85 @@ Test(sweep, under_mpirun_the_runs_are_spread_over_ranks_with_the_local_results,
         cr_expect_eq(count_substrings(a, "\n"), 3, "%s", a);
         cr_expect_str_eq(a, b, "%s differs between the local and the mpirun sweep",
                          local_runs[i]);
+        free(a);
+        free(b);
+    }
+}
+
+/* ==== resuming ============================================================ */
+
+Test(sweep, an_interrupted_sweep_resumes_to_the_results_of_an_uninterrupted_one,
+     .init = make_tmpdir, .fini = remove_tmpdir)
+{
+    const char *sweep = write_file("resume.ini", "[sweep]\n"
+                                                 "base = " CARTPOLE "\n"
+                                                 "seeds = 2\n"
+                                                 "[set]\n"
+                                                 "run.iterations = 4\n"
+                                                 "run.training_steps = 400\n"
+                                                 "run.evaluation_episodes = 1\n"
+                                                 "agent.min_replay_history = 100\n"
+                                                 "agent.replay_capacity = 1000\n");
+    char args[1024], *out, *err;
+    snprintf(args, sizeof args, "sweep %s --out %s/reference", sweep, tmpdir);
+    cr_assert_eq(tessera("", args, &out, &err), 0, "stdout: %s\nstderr: %s", out, err);
+    free(out);
+    free(err);
+
+    /* Ctrl-C as soon as seed 0 has its first checkpoint (of 4). */
+    char dir[256], checkpoint[512], out_path[300];
+    snprintf(dir, sizeof dir, "%s/resumed", tmpdir);
+    snprintf(out_path, sizeof out_path, "%s/interrupted.txt", tmpdir);
+    char seed0[300];
+    snprintf(seed0, sizeof seed0, "%s/cartpole/seed=0", dir);
+    tsr_checkpoint_path(seed0, 1, checkpoint, sizeof checkpoint);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        FILE *f = freopen(out_path, "w", stdout);
+        if (!f || !freopen("/dev/null", "w", stderr)) _exit(99);
+        execl(TSR_TESSERA_EXE, TSR_TESSERA_EXE, "sweep", sweep, "--out", dir, (char *)NULL);
+        _exit(98);
+    }
+    for (int waited = 0; access(checkpoint, F_OK) != 0 && waited < 120000; waited += 10)
+        usleep(10000);
+    cr_assert_eq(access(checkpoint, F_OK), 0, "no checkpoint after 2 minutes");
+    kill(pid, SIGINT);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    out = slurp(out_path);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 130, "status %d: %s", status, out);
+    cr_expect(strstr(out, "stopped  cartpole/seed=0"), "%s", out);
+    cr_expect(strstr(out, "Run the same command again to resume"), "%s", out);
+    free(out);
+
+    snprintf(args, sizeof args, "sweep %s --out %s --dry-run", sweep, dir);
+    cr_assert_eq(tessera("", args, &out, &err), 0, "stderr: %s", err);
+    cr_expect(strstr(out, "resume cartpole/seed=0  ("), "%s", out);
+    free(out);
+    free(err);
+    snprintf(args, sizeof args, "sweep %s --out %s", sweep, dir);
+    cr_assert_eq(tessera("", args, &out, &err), 0, "stdout: %s\nstderr: %s", out, err);
+    cr_expect(strstr(out, "2 finished (2 by this invocation"), "%s", out);
+    free(out);
+    free(err);
+
+    char path[512];
+    snprintf(path, sizeof path, "%s/train.log", seed0);
+    char *log = slurp(path);
+    cr_assert_not_null(log);
+    cr_expect(strstr(log, "# tessera sweep: resuming cartpole/seed=0") &&
+                  strstr(log, "train --resume "),
+              "%s", log);
+    free(log);
+    for (int seed = 0; seed < 2; seed++) {
+        char reference[512], resumed[512];
+        snprintf(reference, sizeof reference, "%s/reference/cartpole/seed=%d/metrics.csv", tmpdir,
+                 seed);
+        snprintf(resumed, sizeof resumed, "%s/cartpole/seed=%d/metrics.csv", dir, seed);
+        char *a = metrics_without_speed(reference), *b = metrics_without_speed(resumed);
+        cr_expect_eq(count_substrings(a, "\n"), 5, "%s", a);
+        cr_expect_str_eq(a, b, "seed %d: the resumed sweep's metrics differ", seed);
         free(a);
         free(b);
     }

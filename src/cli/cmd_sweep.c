@@ -69,7 +69,6 @@ static int run_local(const sweep_options *opt)
         }
         counts[states[r]]++;
     }
-    tsr_free(schema);
 
     int64_t cores = sweep_cores();
     int64_t jobs = opt->jobs ? opt->jobs : cores / sweep->threads;
@@ -82,12 +81,22 @@ static int run_local(const sweep_options *opt)
            (long long)counts[1], (long long)counts[0], (long long)jobs,
            (long long)sweep->threads, sweep->threads == 1 ? "" : "s", (long long)cores);
     if (opt->dry_run) {
-        for (int64_t r = 0; r < sweep->num_runs; r++)
-            printf("%-6s %s\n", state_names[states[r]], sweep->runs[r].name);
+        /* Each run's budget too, for sizing a sweep (bench/sweep_size.sh). */
+        tsr_run_config *cfg = tsr_malloc(sizeof *cfg);
+        for (int64_t r = 0; r < sweep->num_runs; r++) {
+            tsr_status st = tsr_sweep_run_config(sweep, r, schema, cfg, &err);
+            TSR_ASSERT_MSG(st == TSR_STATUS_OK, "run %s loaded before: %s", sweep->runs[r].name,
+                           err.message);
+            printf("%-6s %s  (%lld x %lld steps)\n", state_names[states[r]], sweep->runs[r].name,
+                   (long long)cfg->run.iterations, (long long)cfg->run.training_steps);
+        }
+        tsr_free(cfg);
+        tsr_free(schema);
         tsr_free(states);
         tsr_sweep_free(sweep);
         return 0;
     }
+    tsr_free(schema);
     fflush(stdout);
 
     sweep_catch_interrupts();

@@ -231,15 +231,15 @@ bool sweep_executor_poll(sweep_executor *e, int64_t *run, sweep_outcome *outcome
             outcome->kind = SWEEP_OUTCOME_EXIT;
             outcome->code = WEXITSTATUS(status);
         } else {
-            /* Exit 0 must mean every iteration is in metrics.csv. */
+            /* Exit 0 must mean the run is finished. */
+            tsr_sweep_run_state state;
             int64_t last = 0;
-            tsr_run_config cfg;
             tsr_error err;
-            if (tsr_sweep_run_config(e->sweep, *run, e->schema, &cfg, &err) ||
+            if (tsr_sweep_run_state_get(e->sweep, *run, e->schema, &state, &err) ||
                 tsr_run_dir_last_iteration(e->sweep->runs[*run].dir, &last, &err)) {
                 fprintf(stderr, "tessera sweep: %s\n", err.message);
                 outcome->kind = SWEEP_OUTCOME_STATE;
-            } else if (last < cfg.run.iterations) {
+            } else if (state != TSR_SWEEP_RUN_FINISHED) {
                 outcome->kind = SWEEP_OUTCOME_UNFINISHED;
                 outcome->code = last;
             }
@@ -361,7 +361,8 @@ static void describe(const sweep_outcome *o, char *buf, size_t size)
         snprintf(buf, size, "could not start: %s", strerror((int)o->code));
         break;
     case SWEEP_OUTCOME_UNFINISHED:
-        snprintf(buf, size, "exit 0, but metrics.csv stops at iteration %lld", (long long)o->code);
+        snprintf(buf, size, "exit 0, but unfinished: metrics.csv stops at iteration %lld or the "
+                 "final checkpoint is missing", (long long)o->code);
         break;
     case SWEEP_OUTCOME_STATE: snprintf(buf, size, "its run directory cannot be used"); break;
     case SWEEP_OUTCOME_NOT_STARTED: snprintf(buf, size, "not started"); break;
