@@ -2,11 +2,13 @@
  * in its directory, and `tessera sweep` run as a user runs it — locally,
  * again (finished runs are skipped), and under mpirun with the same results. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -527,6 +529,26 @@ Test(sweep, a_bad_sweep_file_fails_before_any_run_starts, .init = make_tmpdir,
     cr_expect_neq(access(path, F_OK), 0, "a run started although another could not load");
     free(out);
     free(err);
+}
+
+Test(sweep, a_second_invocation_on_the_same_output_is_refused_while_the_first_runs,
+     .init = make_tmpdir, .fini = remove_tmpdir)
+{
+    const char *sweep = write_tiny_sweep();
+    char path[512], args[1024], *out, *err;
+    snprintf(path, sizeof path, "%s/out", tmpdir);
+    cr_assert_eq(mkdir(path, 0777), 0);
+    snprintf(path, sizeof path, "%s/out/sweep.lock", tmpdir);
+    int fd = open(path, O_RDWR | O_CREAT, 0666);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(flock(fd, LOCK_EX), 0);
+    snprintf(args, sizeof args, "sweep %s --out %s/out", sweep, tmpdir);
+    cr_expect_eq(tessera("", args, &out, &err), 1);
+    cr_expect(strstr(err, "another tessera sweep is running on"), "%s", err);
+    cr_expect(!strstr(out, "started"), "%s", out);
+    free(out);
+    free(err);
+    close(fd);
 }
 
 /* ==== mpirun ============================================================== */

@@ -98,6 +98,11 @@ static int run_local(const sweep_options *opt)
     }
     tsr_free(schema);
     fflush(stdout);
+    if (!sweep_lock_out_dir(sweep)) {
+        tsr_free(states);
+        tsr_sweep_free(sweep);
+        return 1;
+    }
 
     sweep_catch_interrupts();
     sweep_progress progress;

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -85,6 +87,24 @@ static bool make_dirs(const char *path)
     return mkdir(buf, 0777) == 0 || errno == EEXIST;
 }
 
+bool sweep_lock_out_dir(const tsr_sweep *sweep)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/sweep.lock", sweep->out_dir);
+    int fd = make_dirs(sweep->out_dir) ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666) : -1;
+    if (fd < 0) {
+        fprintf(stderr, "tessera sweep: cannot create %s: %s\n", path, strerror(errno));
+        return false;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr, "tessera sweep: another tessera sweep is running on %s (%s is locked)\n",
+                sweep->out_dir, path);
+        close(fd);
+        return false;
+    }
+    return true; /* fd stays open: the lock lasts until the process ends */
+}
+
 /* ==== subprocesses ======================================================== */
 
 void sweep_executor_init(sweep_executor *e, const tsr_sweep *sweep, int capacity)
@@ -138,7 +158,7 @@ bool sweep_executor_start(sweep_executor *e, int64_t run, sweep_outcome *outcome
 {
     TSR_ASSERT_MSG(e->count < e->capacity, "%d of %d slots busy", e->count, e->capacity);
     const tsr_sweep_run *r = &e->sweep->runs[run];
-    *outcome = (sweep_outcome){SWEEP_OUTCOME_FINISHED, 0, 0};
+    *outcome = (sweep_outcome){SWEEP_OUTCOME_FINISHED, 0, 0, 0};
     tsr_sweep_run_state state;
     tsr_error err;
     if (tsr_sweep_run_state_get(e->sweep, run, e->schema, &state, &err)) {
@@ -213,16 +233,35 @@ bool sweep_executor_start(sweep_executor *e, int64_t run, sweep_outcome *outcome
     return true;
 }
 
+static void describe(const sweep_outcome *o, char *buf, size_t size);
+
+/* The attempt's end, for the log's reader (and bench/sweep_size.sh). */
+static void write_log_footer(const tsr_sweep_run *run, const sweep_outcome *o)
+{
+    char path[4200], what[160];
+    snprintf(path, sizeof path, "%s/train.log", run->dir);
+    FILE *f = fopen(path, "a");
+    if (!f) return; /* the run's outcome is reported all the same */
+    describe(o, what, sizeof what);
+    fprintf(f, "# tessera sweep: %s ended (%s) after %.3f s, %.3f s of CPU\n", run->name, what,
+            o->seconds, o->cpu_seconds);
+    fclose(f);
+}
+
 bool sweep_executor_poll(sweep_executor *e, int64_t *run, sweep_outcome *outcome)
 {
     for (int i = 0; i < e->count; i++) {
         int status;
-        pid_t got = waitpid(e->children[i].pid, &status, WNOHANG);
+        struct rusage usage;
+        pid_t got = wait4(e->children[i].pid, &status, WNOHANG, &usage);
         if (got == 0 || (got < 0 && errno == EINTR)) continue;
-        TSR_ASSERT_MSG(got == e->children[i].pid, "waitpid(%d): %s", (int)e->children[i].pid,
+        TSR_ASSERT_MSG(got == e->children[i].pid, "wait4(%d): %s", (int)e->children[i].pid,
                        strerror(errno));
         *run = e->children[i].run;
-        *outcome = (sweep_outcome){SWEEP_OUTCOME_FINISHED, 0, sweep_now() - e->children[i].started};
+        double cpu = (double)usage.ru_utime.tv_sec + 1e-6 * (double)usage.ru_utime.tv_usec +
+                     (double)usage.ru_stime.tv_sec + 1e-6 * (double)usage.ru_stime.tv_usec;
+        *outcome = (sweep_outcome){SWEEP_OUTCOME_FINISHED, 0, sweep_now() - e->children[i].started,
+                                   cpu};
         e->children[i] = e->children[--e->count];
         if (WIFSIGNALED(status)) {
             outcome->kind = SWEEP_OUTCOME_SIGNAL;
@@ -244,6 +283,7 @@ bool sweep_executor_poll(sweep_executor *e, int64_t *run, sweep_outcome *outcome
                 outcome->code = last;
             }
         }
+        write_log_footer(&e->sweep->runs[*run], outcome);
         return true;
     }
     return false;
@@ -376,14 +416,16 @@ void sweep_progress_ended(sweep_progress *p, int64_t run, const sweep_outcome *o
     p->started[run] = 0;
     const bool stopped_by_us = sweep_interrupts > 0 && o->kind == SWEEP_OUTCOME_EXIT &&
                                o->code == 130;
-    char what[160], line[256], took[32];
+    char what[160], line[256], took[32], cpu[32];
     describe(o, what, sizeof what);
     sweep_format_duration(o->seconds, took, sizeof took);
+    sweep_format_duration(o->cpu_seconds, cpu, sizeof cpu);
     if (o->kind == SWEEP_OUTCOME_FINISHED || o->kind == SWEEP_OUTCOME_SKIPPED) {
         p->finished++;
         if (o->kind == SWEEP_OUTCOME_FINISHED) {
             p->completed++;
             p->completed_seconds += o->seconds;
+            p->completed_cpu_seconds += o->cpu_seconds;
         }
     } else if (o->kind == SWEEP_OUTCOME_NOT_STARTED) {
         return; /* back among the remaining */
@@ -396,7 +438,8 @@ void sweep_progress_ended(sweep_progress *p, int64_t run, const sweep_outcome *o
     clear_line(p);
     status_line(p, line, sizeof line);
     if (o->kind == SWEEP_OUTCOME_FINISHED)
-        printf("finished %s in %s%s  [%s]\n", p->sweep->runs[run].name, took, where, line);
+        printf("finished %s in %s (%s CPU)%s  [%s]\n", p->sweep->runs[run].name, took, cpu, where,
+               line);
     else if (o->kind == SWEEP_OUTCOME_SKIPPED)
         printf("skipped  %s: already finished%s  [%s]\n", p->sweep->runs[run].name, where, line);
     else if (stopped_by_us)
@@ -412,12 +455,13 @@ int sweep_progress_summary(sweep_progress *p, bool interrupted)
 {
     clear_line(p);
     const tsr_sweep *s = p->sweep;
-    char took[32];
+    char took[32], cpu[32];
     sweep_format_duration(p->completed_seconds, took, sizeof took);
-    printf("sweep %s: %lld runs in %s: %lld finished (%lld by this invocation, %s of run time), "
-           "%lld failed, %lld stopped, %lld not started\n",
+    sweep_format_duration(p->completed_cpu_seconds, cpu, sizeof cpu);
+    printf("sweep %s: %lld runs in %s: %lld finished (%lld by this invocation, %s of run time, "
+           "%s CPU), %lld failed, %lld stopped, %lld not started\n",
            s->path, (long long)s->num_runs, s->out_dir, (long long)p->finished,
-           (long long)p->completed, took, (long long)p->failed, (long long)p->stopped,
+           (long long)p->completed, took, cpu, (long long)p->failed, (long long)p->stopped,
            (long long)remaining(p));
     for (int64_t i = 0; i < p->failed; i++) {
         char what[160];

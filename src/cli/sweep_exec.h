@@ -33,7 +33,8 @@ typedef enum sweep_outcome_kind {
 typedef struct sweep_outcome {
     sweep_outcome_kind kind;
     int64_t code;
-    double seconds; /* wall time */
+    double seconds;     /* wall time */
+    double cpu_seconds; /* user + system time of the run's process */
 } sweep_outcome;
 
 bool sweep_outcome_failed(const sweep_outcome *o);
@@ -44,6 +45,11 @@ double sweep_now(void);
 int64_t sweep_cores(void);
 void sweep_format_duration(double seconds, char *buf, size_t size);
 
+/* Creates the sweep's output directory and takes OUT/sweep.lock (flock), so
+ * that two invocations never run the same sweep at once; the lock goes with
+ * the process. Returns false after printing why. */
+bool sweep_lock_out_dir(const tsr_sweep *sweep);
+
 /* Set by SIGINT / SIGTERM: how many arrived. */
 extern volatile sig_atomic_t sweep_interrupts;
 void sweep_catch_interrupts(void);
@@ -52,8 +58,9 @@ void sweep_catch_interrupts(void);
  * Each run is `tessera train BASE --set ... --run-dir DIR --quiet` (new) or
  * `tessera train --resume DIR --threads T --quiet` (unfinished), the running
  * executable (/proc/self/exe) in its own process group, stdout and stderr
- * appended to DIR/train.log, OMP_WAIT_POLICY=passive unless the environment
- * sets it. */
+ * appended to DIR/train.log (with a line before and after each attempt, the
+ * latter giving its outcome, wall and CPU seconds), OMP_WAIT_POLICY=passive
+ * unless the environment sets it. */
 typedef struct sweep_child {
     int64_t run;
     pid_t pid;
@@ -94,7 +101,7 @@ typedef struct sweep_progress {
     int64_t failed;
     int64_t stopped;       /* interrupted */
     int64_t completed;     /* finished by this invocation */
-    double completed_seconds;
+    double completed_seconds, completed_cpu_seconds;
     double *started;       /* per run: start time while running */
     int64_t *failures;     /* failed runs, in order */
     sweep_outcome *failure_outcomes;

@@ -5,7 +5,7 @@
  * directory, which must be shared by all nodes.
  *
  * Messages are MSG_WORDS int64s: type, run, outcome kind, outcome code,
- * wall milliseconds.
+ * wall and CPU microseconds.
  *   worker -> 0: REQUEST (a slot is free; `run` carries the worker's slots),
  *                RESULT (a run ended), DONE (stopped, nothing running)
  *   0 -> worker: RUN (start this run), STOP (nothing left)
@@ -23,22 +23,24 @@
 
 enum { TAG_TO_SCHEDULER = 1, TAG_TO_WORKER = 2 };
 enum { MSG_REQUEST = 1, MSG_RESULT, MSG_DONE, MSG_RUN, MSG_STOP };
-enum { MSG_WORDS = 5 };
+enum { MSG_WORDS = 6 };
 
 static void send_message(int to, int tag, int64_t type, int64_t run, const sweep_outcome *o)
 {
-    int64_t msg[MSG_WORDS] = {type, run, 0, 0, 0};
+    int64_t msg[MSG_WORDS] = {type, run, 0, 0, 0, 0};
     if (o) {
         msg[2] = o->kind;
         msg[3] = o->code;
-        msg[4] = (int64_t)(o->seconds * 1000 + 0.5);
+        msg[4] = (int64_t)(o->seconds * 1e6 + 0.5);
+        msg[5] = (int64_t)(o->cpu_seconds * 1e6 + 0.5);
     }
     MPI_Send(msg, MSG_WORDS, MPI_INT64_T, to, tag, MPI_COMM_WORLD);
 }
 
 static sweep_outcome outcome_of(const int64_t *msg)
 {
-    return (sweep_outcome){(sweep_outcome_kind)msg[2], msg[3], (double)msg[4] / 1000};
+    return (sweep_outcome){(sweep_outcome_kind)msg[2], msg[3], (double)msg[4] * 1e-6,
+                           (double)msg[5] * 1e-6};
 }
 
 static void idle(void) { nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL); }
@@ -105,6 +107,7 @@ static int schedule(const tsr_sweep *sweep, int size, const int64_t *jobs,
 
     int64_t slots = 0;
     for (int i = 1; i < size; i++) slots += jobs[i];
+    if (!broken && !sweep_lock_out_dir(sweep)) broken = true;
     if (!broken) {
         printf("sweep %s: %lld runs in %s; %lld finished, %lld to resume, %lld to start; "
                "%d worker%s, %lld runs at once, %lld thread%s each\n",
@@ -189,7 +192,7 @@ static void work(const tsr_sweep *sweep, int64_t jobs)
                     stopped = true;
                 } else {
                     TSR_ASSERT_MSG(reply[0] == MSG_RUN, "message type %lld", (long long)reply[0]);
-                    sweep_outcome outcome = {SWEEP_OUTCOME_NOT_STARTED, 0, 0};
+                    sweep_outcome outcome = {SWEEP_OUTCOME_NOT_STARTED, 0, 0, 0};
                     if (sweep_interrupts || !sweep_executor_start(&executor, reply[1], &outcome))
                         send_message(0, TAG_TO_SCHEDULER, MSG_RESULT, reply[1], &outcome);
                 }
