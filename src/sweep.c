@@ -12,8 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tessera/checkpoint.h"
-
 /* ==== small owned strings and arrays ===================================== */
 
 static char *dup_string(const char *s)
@@ -817,19 +815,12 @@ tsr_status tsr_sweep_run_state_get(const tsr_sweep *sweep, int64_t run,
                                "directory away)",
                                path, key->section, key->name, a, sweep->path, b);
     }
-    /* `tessera train` writes the row of an interrupted iteration too (and
-     * no checkpoint for it), so the last row alone would call a run stopped
-     * in its last iteration finished: the final checkpoint must exist as
-     * well. Checkpoints are renamed into place once complete. */
+    /* `tessera train` writes a row once its iteration is complete (an
+     * iteration cut short by Ctrl-C is printed, not written). */
     int64_t last = 0;
     if (st == TSR_STATUS_OK) st = tsr_run_dir_last_iteration(r->dir, &last, err);
-    if (st == TSR_STATUS_OK) {
-        char checkpoint[4300];
-        tsr_checkpoint_path(r->dir, stored->run.iterations, checkpoint, sizeof checkpoint);
-        bool final = access(checkpoint, F_OK) == 0;
-        *state = last >= stored->run.iterations && final ? TSR_SWEEP_RUN_FINISHED
-                                                         : TSR_SWEEP_RUN_UNFINISHED;
-    }
+    if (st == TSR_STATUS_OK)
+        *state = last >= stored->run.iterations ? TSR_SWEEP_RUN_FINISHED : TSR_SWEEP_RUN_UNFINISHED;
     tsr_free(stored);
     return st;
 }

@@ -105,10 +105,7 @@ tsr_status tsr_sweep_run_config(const tsr_sweep *sweep, int64_t run, const tsr_r
 typedef enum tsr_sweep_run_state {
     TSR_SWEEP_RUN_NEW = 0,     /* no config.ini in its directory: start it */
     TSR_SWEEP_RUN_UNFINISHED,  /* config.ini, but not finished: resume */
-    /* metrics.csv's last row has iteration = run.iterations, and the final
-     * checkpoint (checkpoints/ckpt-<run.iterations>.h5) exists: the row of an
-     * iteration interrupted by Ctrl-C is written too, its checkpoint not. */
-    TSR_SWEEP_RUN_FINISHED,
+    TSR_SWEEP_RUN_FINISHED,    /* metrics.csv's last row has iteration = run.iterations */
 } tsr_sweep_run_state;
 
 /* Where run `run` stands, from its directory. A run directory whose

@@ -401,10 +401,11 @@ static void describe(const sweep_outcome *o, char *buf, size_t size)
         snprintf(buf, size, "could not start: %s", strerror((int)o->code));
         break;
     case SWEEP_OUTCOME_UNFINISHED:
-        snprintf(buf, size, "exit 0, but unfinished: metrics.csv stops at iteration %lld or the "
-                 "final checkpoint is missing", (long long)o->code);
+        snprintf(buf, size, "exit 0, but metrics.csv stops at iteration %lld", (long long)o->code);
         break;
-    case SWEEP_OUTCOME_STATE: snprintf(buf, size, "its run directory cannot be used"); break;
+    case SWEEP_OUTCOME_STATE:
+        snprintf(buf, size, "its config or run directory cannot be read (see the message above)");
+        break;
     case SWEEP_OUTCOME_NOT_STARTED: snprintf(buf, size, "not started"); break;
     }
 }

@@ -25,8 +25,9 @@ typedef enum sweep_outcome_kind {
     SWEEP_OUTCOME_EXIT,         /* non-zero exit `code` (130: interrupted) */
     SWEEP_OUTCOME_SIGNAL,       /* killed by signal `code` */
     SWEEP_OUTCOME_LAUNCH,       /* could not be started: errno `code` */
-    SWEEP_OUTCOME_UNFINISHED,   /* exit 0 but not finished; metrics.csv stops at `code` */
-    SWEEP_OUTCOME_STATE,        /* its directory could not be read or belongs to another sweep */
+    SWEEP_OUTCOME_UNFINISHED,   /* exit 0 but metrics.csv stops at iteration `code` */
+    SWEEP_OUTCOME_STATE,        /* its config or directory could not be read, or belongs to
+                                 * another sweep */
     SWEEP_OUTCOME_NOT_STARTED,  /* handed out after an interrupt: still to do */
 } sweep_outcome_kind;
 
