@@ -343,6 +343,7 @@ static tsr_status on_sweep_key(parse_state *st, const char *name, const char *va
         return fail(st, TSR_STATUS_INVALID_ARGUMENT, "sweep.%s is given twice", name);
     st->seen[k] = true;
     if (!strcmp(name, "base")) {
+        if (!value[0]) return fail(st, TSR_STATUS_INVALID_ARGUMENT, "sweep.base is empty");
         st->base_given = dup_string(value);
         st->base_line = st->line;
     } else if (!strcmp(name, "out")) {

@@ -188,6 +188,38 @@ Test(sweep, quoted_values_may_hold_commas_and_names_keep_only_safe_characters,
     tsr_sweep_free(s);
 }
 
+Test(sweep, every_preset_loads_with_the_size_its_header_gives)
+{
+    static const struct {
+        const char *file;
+        int64_t runs;
+        const char *first, *last;
+    } presets[] = {
+        {"smoke.ini", 8, "breakout/kind=huber/seed=0", "asterix/kind=hlgauss/seed=1"},
+        {"softmoe_experts.ini", 200, "asterix/softmoe/num_experts=1/seed=0",
+         "space_invaders/dense_wide/num_experts=8/seed=4"},
+        {"tokenized_single_expert.ini", 75, "asterix/flatten/seed=0",
+         "space_invaders/single_expert/seed=4"},
+        {"gmp_width.ini", 300, "asterix/width=1/target_sparsity=0/seed=0",
+         "space_invaders/width=4/target_sparsity=0.99/seed=4"},
+        {"hlgauss_losses.ini", 75, "asterix/kind=mse/seed=0", "space_invaders/kind=hlgauss/seed=4"},
+    };
+    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
+        char path[512], header[64];
+        snprintf(path, sizeof path, "%s/sweeps/%s", TSR_CONFIGS_DIR, presets[i].file);
+        tsr_sweep *s = load(path);
+        cr_expect_eq(s->num_runs, presets[i].runs, "%s", presets[i].file);
+        cr_expect_str_eq(s->runs[0].name, presets[i].first, "%s", presets[i].file);
+        cr_expect_str_eq(s->runs[s->num_runs - 1].name, presets[i].last, "%s", presets[i].file);
+        /* The header comment states the run count. */
+        char *text = slurp(path);
+        snprintf(header, sizeof header, "%lld runs", (long long)presets[i].runs);
+        cr_expect(strstr(text, header), "%s does not say '%s'", presets[i].file, header);
+        free(text);
+        tsr_sweep_free(s);
+    }
+}
+
 /* ==== bad sweep files ===================================================== */
 
 Test(sweep, a_bad_sweep_file_fails_naming_its_line_and_what_to_do, .init = make_tmpdir,
@@ -198,6 +230,7 @@ Test(sweep, a_bad_sweep_file_fails_naming_its_line_and_what_to_do, .init = make_
     } cases[] = {
         {"[sweep]\nbase = missing.ini\n", "bad.ini:2: sweep.base missing.ini"},
         {"[sweep]\nseeds = 2\n", "the [sweep] section needs base = RUN_CONFIG"},
+        {"[sweep]\nbase =\n", "bad.ini:2: sweep.base is empty"},
         {"[sweep]\nbase = " CARTPOLE "\nseed = 3\n",
          "bad.ini:3: unknown key sweep.seed (did you mean sweep.seeds?)"},
         {"[sweep]\nbase = " CARTPOLE "\nseeds = 0\n",
