@@ -19,8 +19,7 @@ const tsr_config_key *tsr_config_find(const tsr_config_schema *schema, const cha
     return NULL;
 }
 
-/* Edit distance between "a" and "b", for suggesting the nearest key. */
-static size_t edit_distance(const char *a, const char *b)
+size_t tsr_config_edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 63 || lb > 63) return la > lb ? la : lb;
@@ -53,7 +52,7 @@ static const tsr_config_key *nearest_key(const tsr_config_schema *schema, const 
     for (int i = 0; i < schema->count; i++) {
         char full[160];
         snprintf(full, sizeof full, "%s.%s", schema->keys[i].section, schema->keys[i].name);
-        size_t d = edit_distance(wanted, full);
+        size_t d = tsr_config_edit_distance(wanted, full);
         /* The same name in another section is the most likely slip. */
         if (!strcmp(schema->keys[i].name, name)) d = d < 2 ? d : 2;
         if (d < best_distance) {

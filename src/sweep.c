@@ -296,28 +296,6 @@ static bool has_override(char **overrides, int count, const char *key)
     return false;
 }
 
-/* Edit distance between short names, for suggesting the nearest [sweep] key. */
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 63 || lb > 63) return la > lb ? la : lb;
-    size_t row[64];
-    for (size_t j = 0; j <= lb; j++) row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diagonal = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t above = row[j];
-            size_t best = diagonal + (a[i - 1] != b[j - 1]);
-            if (row[j] + 1 < best) best = row[j] + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            row[j] = best;
-            diagonal = above;
-        }
-    }
-    return row[lb];
-}
-
 static tsr_status on_sweep_key(parse_state *st, const char *name, const char *value)
 {
     tsr_sweep *s = st->sweep;
@@ -327,7 +305,7 @@ static tsr_status on_sweep_key(parse_state *st, const char *name, const char *va
         const char *near = sweep_keys[0];
         size_t best = SIZE_MAX;
         for (int i = 0; i < NUM_SWEEP_KEYS; i++) {
-            size_t d = edit_distance(name, sweep_keys[i]);
+            size_t d = tsr_config_edit_distance(name, sweep_keys[i]);
             if (d < best) {
                 best = d;
                 near = sweep_keys[i];

@@ -70,6 +70,9 @@ void tsr_config_write(const tsr_config_schema *schema, const void *target, FILE 
 /* The key entry for section.name, or NULL. */
 const tsr_config_key *tsr_config_find(const tsr_config_schema *schema, const char *section,
                                       const char *name);
+/* Levenshtein distance between two names (names over 63 characters count
+ * as the longer length), for "did you mean ...?" suggestions. */
+size_t tsr_config_edit_distance(const char *a, const char *b);
 /* Formats the value of `key` in `target` as it would be written to a file. */
 const char *tsr_config_format_value(const tsr_config_key *key, const void *target, char *buf,
                                     size_t size);

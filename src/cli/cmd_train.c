@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "tessera/tessera.h"
 
@@ -53,18 +54,6 @@ typedef struct progress_state {
     bool drawn;        /* a terminal line is showing */
 } progress_state;
 
-static void format_duration(double seconds, char *buf, size_t size)
-{
-    if (!isfinite(seconds) || seconds < 0) {
-        snprintf(buf, size, "?");
-        return;
-    }
-    long s = (long)(seconds + 0.5);
-    if (s >= 3600) snprintf(buf, size, "%ldh%02ldm", s / 3600, (s / 60) % 60);
-    else if (s >= 60) snprintf(buf, size, "%ldm%02lds", s / 60, s % 60);
-    else snprintf(buf, size, "%lds", s);
-}
-
 static bool on_progress(void *user, const tsr_progress *p)
 {
     progress_state *st = user;
@@ -73,7 +62,7 @@ static bool on_progress(void *user, const tsr_progress *p)
     double rate = p->elapsed > 0 ? (double)p->total_steps / p->elapsed : 0;
     char eta[32], ret[32];
     int64_t left = st->total > p->total_steps ? st->total - p->total_steps : 0;
-    format_duration(rate > 0 ? (double)left / rate : NAN, eta, sizeof eta);
+    tsr_cli_format_duration(rate > 0 ? (double)left / rate : NAN, eta, sizeof eta);
     if (isfinite(p->recent_return)) snprintf(ret, sizeof ret, "%.2f", p->recent_return);
     else snprintf(ret, sizeof ret, "-");
     char line[256];
@@ -102,20 +91,6 @@ static void clear_progress(progress_state *st)
 }
 
 /* ---- run directory ------------------------------------------------------- */
-
-/* mkdir -p */
-static bool make_dirs(const char *path)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return false;
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return false;
-        *p = '/';
-    }
-    return mkdir(buf, 0777) == 0 || errno == EEXIST;
-}
 
 /* "configs/breakout/dqn.ini" -> "breakout_dqn", "dqn.ini" -> "dqn", NULL ->
  * "defaults": a run directory name. */
@@ -362,7 +337,7 @@ static int prepare(train_args *a, const tsr_run_schema *schema, tsr_run_config *
                         "--resume %s, or choose another --run-dir\n", run_dir, run_dir);
         return 1;
     }
-    if (!make_dirs(run_dir)) {
+    if (!tsr_cli_make_dirs(run_dir)) {
         fprintf(stderr, "tessera train: cannot create run directory %s: %s\n", run_dir,
                 strerror(errno));
         return 1;
@@ -379,7 +354,7 @@ static bool save_checkpoint(tsr_runner *runner, const tsr_run_config *cfg, const
     tsr_error err;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (!make_dirs(dir)) {
+    if (!tsr_cli_make_dirs(dir)) {
         fprintf(stderr, "tessera train: cannot create %s: %s\n", dir, strerror(errno));
         return false;
     }

@@ -3,6 +3,8 @@
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "cli/sweep_exec.h"
 
+#include "cli/cli_util.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -37,18 +39,6 @@ int64_t sweep_cores(void)
     return n > 0 ? n : 1;
 }
 
-void sweep_format_duration(double seconds, char *buf, size_t size)
-{
-    if (!isfinite(seconds) || seconds < 0) {
-        snprintf(buf, size, "?");
-        return;
-    }
-    long s = (long)(seconds + 0.5);
-    if (s >= 3600) snprintf(buf, size, "%ldh%02ldm", s / 3600, (s / 60) % 60);
-    else if (s >= 60) snprintf(buf, size, "%ldm%02lds", s / 60, s % 60);
-    else snprintf(buf, size, "%lds", s);
-}
-
 bool sweep_outcome_failed(const sweep_outcome *o)
 {
     return o->kind != SWEEP_OUTCOME_FINISHED && o->kind != SWEEP_OUTCOME_SKIPPED &&
@@ -73,25 +63,11 @@ void sweep_catch_interrupts(void)
     sigaction(SIGTERM, &action, NULL);
 }
 
-/* mkdir -p */
-static bool make_dirs(const char *path)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return false;
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return false;
-        *p = '/';
-    }
-    return mkdir(buf, 0777) == 0 || errno == EEXIST;
-}
-
 bool sweep_lock_out_dir(const tsr_sweep *sweep)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/sweep.lock", sweep->out_dir);
-    int fd = make_dirs(sweep->out_dir) ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666) : -1;
+    int fd = tsr_cli_make_dirs(sweep->out_dir) ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666) : -1;
     if (fd < 0) {
         fprintf(stderr, "tessera sweep: cannot create %s: %s\n", path, strerror(errno));
         return false;
@@ -170,7 +146,7 @@ bool sweep_executor_start(sweep_executor *e, int64_t run, sweep_outcome *outcome
         outcome->kind = SWEEP_OUTCOME_SKIPPED;
         return false;
     }
-    if (!make_dirs(r->dir)) {
+    if (!tsr_cli_make_dirs(r->dir)) {
         outcome->kind = SWEEP_OUTCOME_LAUNCH;
         outcome->code = errno;
         return false;
@@ -343,7 +319,7 @@ static double eta(const sweep_progress *p)
 static void status_line(const sweep_progress *p, char *buf, size_t size)
 {
     char left[32], failed[48] = "";
-    sweep_format_duration(eta(p), left, sizeof left);
+    tsr_cli_format_duration(eta(p), left, sizeof left);
     if (p->failed) snprintf(failed, sizeof failed, ", %lld failed", (long long)p->failed);
     snprintf(buf, size, "%lld/%lld done, %lld running, %lld remaining%s, ETA %s",
              (long long)p->finished, (long long)p->sweep->num_runs, (long long)p->running,
@@ -419,8 +395,8 @@ void sweep_progress_ended(sweep_progress *p, int64_t run, const sweep_outcome *o
                                o->code == 130;
     char what[160], line[256], took[32], cpu[32];
     describe(o, what, sizeof what);
-    sweep_format_duration(o->seconds, took, sizeof took);
-    sweep_format_duration(o->cpu_seconds, cpu, sizeof cpu);
+    tsr_cli_format_duration(o->seconds, took, sizeof took);
+    tsr_cli_format_duration(o->cpu_seconds, cpu, sizeof cpu);
     if (o->kind == SWEEP_OUTCOME_FINISHED || o->kind == SWEEP_OUTCOME_SKIPPED) {
         p->finished++;
         if (o->kind == SWEEP_OUTCOME_FINISHED) {
@@ -457,8 +433,8 @@ int sweep_progress_summary(sweep_progress *p, bool interrupted)
     clear_line(p);
     const tsr_sweep *s = p->sweep;
     char took[32], cpu[32];
-    sweep_format_duration(p->completed_seconds, took, sizeof took);
-    sweep_format_duration(p->completed_cpu_seconds, cpu, sizeof cpu);
+    tsr_cli_format_duration(p->completed_seconds, took, sizeof took);
+    tsr_cli_format_duration(p->completed_cpu_seconds, cpu, sizeof cpu);
     printf("sweep %s: %lld runs in %s: %lld finished (%lld by this invocation, %s of run time, "
            "%s CPU), %lld failed, %lld stopped, %lld not started\n",
            s->path, (long long)s->num_runs, s->out_dir, (long long)p->finished,

@@ -44,7 +44,6 @@ bool sweep_outcome_failed(const sweep_outcome *o);
 double sweep_now(void);
 /* Cores this process may run on (its CPU affinity). */
 int64_t sweep_cores(void);
-void sweep_format_duration(double seconds, char *buf, size_t size);
 
 /* Creates the sweep's output directory and takes OUT/sweep.lock (flock), so
  * that two invocations never run the same sweep at once; the lock goes with
