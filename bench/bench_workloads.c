@@ -26,16 +26,20 @@
  * and fixed; 3% of the transitions are terminal.
  *
  * The ceiling: one step (after warm-up) is run with the oneDNN execution
- * trace on (dnnl_glue.h), then every primitive execution it made is replayed
- * alone — same primitive, same buffers — and timed (median of --reps runs of
- * 3 calls, after 2 warm-up calls). The ceiling is the sum of the compute
- * primitives (every kind but reorder) plus the optimizer step timed alone
- * (no oneDNN primitive exists for it; bench_ops does the same). Reorders
- * (weight layout refreshes after each optimizer step, strided copies) are
- * reported beside it and count as tessera's overhead, as does everything
- * that is not a oneDNN primitive (u8 -> f32, losses, Soft MoE glue, the
- * autograd bookkeeping). Each primitive timed alone runs with warm caches,
- * so the ceiling is optimistic.
+ * trace on (dnnl_glue.h); then its compute primitives (every kind but
+ * reorder) are replayed back to back in the step's order — same primitives,
+ * same buffers, nothing between them — followed by the optimizer step (no
+ * oneDNN primitive exists for it; bench_ops does the same), and that
+ * sequence is timed (median of --reps, alternating sample by sample with the
+ * step's own samples, so that load changes hit both). This is the step as raw oneDNN calls:
+ * what a oneDNN-based framework that made the same primitive choices could
+ * reach. Reorders (weight layout refreshes after each optimizer step, strided
+ * copies) count as tessera's overhead, as does everything that is not a
+ * oneDNN primitive (u8 -> f32, losses, Soft MoE glue, the autograd
+ * bookkeeping). Beside it, "alone": every primitive call replayed alone
+ * (median of --reps runs of 3 calls after 2 warm-up calls) plus the
+ * optimizer alone, summed — more optimistic still, each with warm caches
+ * (bench_ops' convention).
  *
  * FLOPs: the forward's come from the layers' summary rows (a multiply-add
  * counted as two); a step counts 4x the forward at batch N (the target's
@@ -49,12 +53,16 @@
  * a loss difference above 1e-3 aborts.
  *
  *   bench_workloads [--workloads LIST] [--threads LIST] [--reps N] [--e2e-steps N]
- *                   [--configs DIR] [--json] [--peak] [--replay-memory]
+ *                   [--configs DIR] [--json] [--peak] [--replay-memory] [--profile N]
+ *                   [--calls]
  *
  * LISTs are comma-separated (default: every workload; threads 1,2). With
  * --json each result is one JSON object per line (bench/compare.py reads
  * them). --peak adds the FMA-loop peak per thread count, --replay-memory the
- * bytes a replay of 84x84x4 uint8 observations takes.
+ * bytes a replay of 84x84x4 uint8 observations takes. --profile N runs only N
+ * calls of each workload after warm-up (no check, no ceiling): for perf;
+ * --calls lists every replayed primitive call (kind, implementation, first
+ * argument's dims, time alone).
  */
 #include <math.h>
 #include <omp.h>
@@ -148,6 +156,8 @@ typedef struct options {
     int64_t e2e_steps;
     const char *configs_dir;
     bool json, peak, replay_memory;
+    int64_t profile_calls; /* > 0: only run this many calls (for perf), no check or ceiling */
+    bool list_calls;       /* print every replayed primitive call */
 } options;
 
 /* ==== the oneDNN trace and its replay ====================================== */
@@ -205,7 +215,7 @@ static void replay_run(void *user)
 
 /* Times every traced execution alone, on its own buffers, with one
  * scratchpad buffer outside the arena. */
-static replay_result replay_trace(tsr_ctx *ctx, const trace *t, int reps)
+static replay_result replay_trace(tsr_ctx *ctx, const trace *t, int reps, bool list)
 {
     replay_result r = {0};
     size_t scratch_bytes = 0;
@@ -227,6 +237,14 @@ static replay_result replay_trace(tsr_ctx *ctx, const trace *t, int reps)
         double seconds = bench_time(replay_run, &c, REPLAY_WARMUP_CALLS, reps, REPLAY_INNER_CALLS);
         dnnl_primitive_kind_t kind;
         TSR_DNNL_CHECK(dnnl_primitive_desc_query(e->slot->pd, dnnl_query_primitive_kind, 0, &kind));
+        if (list) {
+            const char *impl = "?";
+            dnnl_primitive_desc_query(e->slot->pd, dnnl_query_impl_info_str, 0, &impl);
+            const dnnl_memory_desc_t *md = tsr_dnnl_slot_md(e->slot, e->slot->arg[0]);
+            printf("    call %3d %-14s %-28s arg0 (", i, dnnl_prim_kind2str(kind), impl);
+            for (int d = 0; md && d < md->ndims; d++) printf("%s%lld", d ? ", " : "", (long long)md->dims[d]);
+            printf(") %9.4f ms\n", 1e3 * seconds);
+        }
         r.calls++;
         if (kind == dnnl_reorder) {
             r.reorder_seconds += seconds;
@@ -245,6 +263,50 @@ static replay_result replay_trace(tsr_ctx *ctx, const trace *t, int reps)
     }
     tsr_free(scratch);
     return r;
+}
+
+/* The traced compute primitives (reorders left out) back to back, in the
+ * step's order, then the optimizer step when there is one: the step as raw
+ * oneDNN calls plus the optimizer, without anything else tessera does. */
+typedef struct sequence {
+    tsr_ctx *ctx;
+    const trace *t;
+    void *scratch;
+    tsr_optimizer *optimizer; /* NULL for acting */
+} sequence;
+
+static void sequence_run(void *user)
+{
+    sequence *q = user;
+    for (int i = 0; i < q->t->count; i++) {
+        const trace_entry *e = &q->t->entries[i];
+        dnnl_primitive_kind_t kind;
+        TSR_DNNL_CHECK(dnnl_primitive_desc_query(e->slot->pd, dnnl_query_primitive_kind, 0, &kind));
+        if (kind == dnnl_reorder) continue;
+        dnnl_exec_arg_t args[TSR_DNNL_MAX_ARGS + 1];
+        int n = 0;
+        for (int a = 0; a < e->slot->nargs; a++) {
+            TSR_DNNL_CHECK(dnnl_memory_set_data_handle(e->slot->mem[a], e->handles[a]));
+            args[n++] = (dnnl_exec_arg_t){e->slot->arg[a], e->slot->mem[a]};
+        }
+        if (e->slot->scratchpad) {
+            TSR_DNNL_CHECK(dnnl_memory_set_data_handle(e->slot->scratchpad, q->scratch));
+            args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, e->slot->scratchpad};
+        }
+        TSR_DNNL_CHECK(dnnl_primitive_execute(e->slot->primitive, q->ctx->dnnl.stream, n, args));
+        TSR_DNNL_CHECK(dnnl_stream_wait(q->ctx->dnnl.stream));
+    }
+    if (q->optimizer) tsr_optimizer_step(q->optimizer, tsr_ctx_epoch(q->ctx));
+}
+
+/* One scratchpad buffer for the whole sequence, outside the arena. */
+static void sequence_init(sequence *q)
+{
+    size_t scratch_bytes = 0;
+    for (int i = 0; i < q->t->count; i++)
+        if (q->t->entries[i].slot->scratchpad_bytes > scratch_bytes)
+            scratch_bytes = q->t->entries[i].slot->scratchpad_bytes;
+    q->scratch = scratch_bytes ? tsr_malloc(scratch_bytes) : NULL;
 }
 
 /* ==== the FP32 peak ======================================================== */
@@ -430,9 +492,10 @@ typedef struct result {
     int64_t params;
     double loss_diff, grad_diff; /* oneDNN vs reference (steps) */
     bool arena_steady;
-    replay_result replay;
+    replay_result replay;    /* each primitive call timed alone */
     double optimizer_seconds;
-    double ceiling_seconds;
+    double sum_alone_seconds; /* compute primitives alone + optimizer alone */
+    double ceiling_seconds;  /* the compute primitives back to back + the optimizer */
 } result;
 
 static int step_case_init(step_case *s, const options *o, const workload *w, int threads)
@@ -556,6 +619,16 @@ static int run_step_or_act(const options *o, const workload *w, int threads, res
     void (*fn)(void *) = w->kind == KIND_STEP ? update_step : act;
     r->step_flops = (w->kind == KIND_STEP ? 4.0 : 1.0) * r->forward_flops;
 
+    if (o->profile_calls > 0) {
+        for (int64_t i = 0; i < WARMUP_STEPS; i++) fn(&s);
+        double t0 = bench_now();
+        uint64_t allocs = tsr_arena_system_allocations(tsr_ctx_arena(s.ctx));
+        for (int64_t i = 0; i < o->profile_calls; i++) fn(&s);
+        r->seconds = (bench_now() - t0) / (double)o->profile_calls;
+        r->arena_steady = tsr_arena_system_allocations(tsr_ctx_arena(s.ctx)) == allocs;
+        step_case_fini(&s);
+        return 0;
+    }
     if (w->kind == KIND_STEP) {
         size_t nl = (size_t)w->batch, ng = s.online.params.numel;
         float *l_dnnl = tsr_malloc(nl * sizeof(float)), *l_ref = tsr_malloc(nl * sizeof(float));
@@ -578,23 +651,41 @@ static int run_step_or_act(const options *o, const workload *w, int threads, res
 
     /* Acting is fast: several calls per timed sample. */
     int inner = w->kind == KIND_ACT ? 20 : w->input.h <= 10 ? 10 : 1;
-    r->seconds = bench_time(fn, &s, WARMUP_STEPS * inner, o->reps, inner);
+    for (int i = 0; i < WARMUP_STEPS * inner; i++) fn(&s);
     uint64_t allocs = tsr_arena_system_allocations(tsr_ctx_arena(s.ctx));
     for (int i = 0; i < 3; i++) fn(&s);
     r->arena_steady = tsr_arena_system_allocations(tsr_ctx_arena(s.ctx)) == allocs;
 
-    /* The ceiling: trace one more call, replay its primitives alone. */
+    /* The ceiling: trace one more call; its buffers (arena and weight
+     * caches) stay mapped, so its primitives can be replayed later. */
     trace t = {0};
     s.ctx->dnnl.trace = trace_record;
     s.ctx->dnnl.trace_user = &t;
     fn(&s);
     s.ctx->dnnl.trace = NULL;
     s.ctx->dnnl.trace_user = NULL;
-    r->replay = replay_trace(s.ctx, &t, o->reps);
-    tsr_free(t.entries);
+    /* The step and its ceiling alternate sample by sample, so a change of
+     * machine load hits both medians alike. */
+    sequence q = {.ctx = s.ctx, .t = &t, .optimizer = s.optimizer};
+    sequence_init(&q);
+    for (int i = 0; i < 2 * inner; i++) sequence_run(&q);
+    double step_samples[MAX_REPS], ceiling_samples[MAX_REPS];
+    for (int rep = 0; rep < o->reps; rep++) {
+        double t0 = bench_now();
+        for (int i = 0; i < inner; i++) fn(&s);
+        double t1 = bench_now();
+        for (int i = 0; i < inner; i++) sequence_run(&q);
+        step_samples[rep] = (t1 - t0) / inner;
+        ceiling_samples[rep] = (bench_now() - t1) / inner;
+    }
+    r->seconds = bench_median(step_samples, o->reps);
+    r->ceiling_seconds = bench_median(ceiling_samples, o->reps);
+    tsr_free(q.scratch);
+    r->replay = replay_trace(s.ctx, &t, o->reps, o->list_calls && !o->json);
     r->optimizer_seconds =
         w->kind == KIND_STEP ? bench_time(optimizer_only, &s, 2, o->reps, inner) : 0.0;
-    r->ceiling_seconds = r->replay.compute_seconds + r->optimizer_seconds;
+    r->sum_alone_seconds = r->replay.compute_seconds + r->optimizer_seconds;
+    tsr_free(t.entries);
     step_case_fini(&s);
     return 0;
 }
@@ -642,14 +733,14 @@ static void print_json(const workload *w, int threads, const result *r)
 {
     printf("{\"workload\": \"%s\", \"kind\": \"%s\", \"threads\": %d, \"batch\": %lld, "
            "\"ms\": %.5f, \"per_second\": %.3f, \"params\": %lld, \"forward_flops\": %.0f, "
-           "\"step_flops\": %.0f, \"gflops\": %.3f, \"ceiling_ms\": %.5f, \"dnnl_compute_ms\": %.5f, "
+           "\"step_flops\": %.0f, \"gflops\": %.3f, \"ceiling_ms\": %.5f, \"sum_alone_ms\": %.5f, \"dnnl_compute_ms\": %.5f, "
            "\"dnnl_reorder_ms\": %.5f, \"dnnl_calls\": %d, \"reorder_calls\": %d, "
            "\"optimizer_ms\": %.5f, \"loss_rel_diff\": %.3g, \"grad_rel_diff\": %.3g, "
            "\"arena_steady\": %s, \"max_rss_kib\": %ld, \"kinds\": {",
            w->name, w->kind == KIND_STEP ? "step" : w->kind == KIND_ACT ? "act" : "run", threads,
            (long long)w->batch, 1e3 * r->seconds, 1.0 / r->seconds, (long long)r->params,
            r->forward_flops, r->step_flops, 1e-9 * r->step_flops / r->seconds,
-           1e3 * r->ceiling_seconds, 1e3 * r->replay.compute_seconds,
+           1e3 * r->ceiling_seconds, 1e3 * r->sum_alone_seconds, 1e3 * r->replay.compute_seconds,
            1e3 * r->replay.reorder_seconds, r->replay.calls, r->replay.reorder_calls,
            1e3 * r->optimizer_seconds, r->loss_diff, r->grad_diff,
            r->arena_steady ? "true" : "false", max_rss_kib());
@@ -667,9 +758,10 @@ static void print_text(const workload *w, int threads, const result *r, double p
         return;
     }
     double gflops = 1e-9 * r->step_flops / r->seconds;
-    printf("%-31s %2d %10.4f %10.1f %10.4f %7.1f%% %8.1f %6.1f%% %9.4f %9.4f %8.2e %8.2e %s\n",
+    printf("%-31s %2d %10.4f %10.1f %10.4f %7.1f%% %9.4f %8.1f %6.1f%% %9.4f %9.4f %8.2e %8.2e "
+           "%s\n",
            w->name, threads, 1e3 * r->seconds, 1.0 / r->seconds, 1e3 * r->ceiling_seconds,
-           100.0 * r->ceiling_seconds / r->seconds, gflops, peak > 0 ? 100.0 * gflops / peak : 0.0,
+           100.0 * r->ceiling_seconds / r->seconds, 1e3 * r->sum_alone_seconds, gflops, peak > 0 ? 100.0 * gflops / peak : 0.0,
            1e3 * r->replay.reorder_seconds, 1e3 * r->optimizer_seconds, r->loss_diff, r->grad_diff,
            r->arena_steady ? "steady" : "GROWS");
     printf("    primitives:");
@@ -726,6 +818,7 @@ static int usage(void)
     fprintf(stderr,
             "usage: bench_workloads [--workloads LIST] [--threads LIST] [--reps N] [--e2e-steps N]\n"
             "                       [--configs DIR] [--json] [--peak] [--replay-memory]\n"
+            "                       [--profile N] [--calls]\n"
             "  --workloads  comma-separated, from:");
     for (int i = 0; i < NUM_WORKLOADS; i++) fprintf(stderr, " %s", workloads[i].name);
     fprintf(stderr,
@@ -736,7 +829,9 @@ static int usage(void)
             "  --configs    the configs folder (default %s)\n"
             "  --json       one JSON object per result line\n"
             "  --peak       also measure the FMA-loop FP32 peak per thread count\n"
-            "  --replay-memory  also report the bytes of an 84x84x4 uint8 replay\n",
+            "  --replay-memory  also report the bytes of an 84x84x4 uint8 replay\n"
+            "  --profile N  only run N calls of each workload after warm-up (for perf)\n"
+            "  --calls      list every replayed primitive call\n",
             MAX_REPS, TSR_CONFIGS_DIR);
     return 2;
 }
@@ -791,6 +886,8 @@ int main(int argc, char **argv)
             o.json = true;
         } else if (!strcmp(argv[i], "--peak")) {
             o.peak = true;
+        } else if (!strcmp(argv[i], "--calls")) {
+            o.list_calls = true;
         } else if (!strcmp(argv[i], "--replay-memory")) {
             o.replay_memory = true;
         } else if (!strcmp(argv[i], "--reps") && has_value && parse_positive(argv[i + 1], &v) &&
@@ -805,6 +902,9 @@ int main(int argc, char **argv)
             i++;
         } else if (!strcmp(argv[i], "--workloads") && has_value &&
                    parse_workloads(argv[i + 1], &o)) {
+            i++;
+        } else if (!strcmp(argv[i], "--profile") && has_value && parse_positive(argv[i + 1], &v)) {
+            o.profile_calls = v;
             i++;
         } else if (!strcmp(argv[i], "--configs") && has_value) {
             o.configs_dir = argv[++i];
@@ -828,14 +928,15 @@ int main(int argc, char **argv)
     }
     if (o.replay_memory && replay_memory(o.json)) return 1;
     if (!o.json) {
-        printf("\ntessera workloads: median of %d after warm-up; ceiling = oneDNN compute "
-               "primitives of one step, each timed alone, + the optimizer step alone;\n"
+        printf("\ntessera workloads: median of %d after warm-up; ceiling = the oneDNN compute "
+               "primitives of one step back to back + the optimizer step;\nalone = the same "
+               "primitives and the optimizer each timed alone, summed;\n"
                "step FLOPs = 4 x forward (acting: 1 x); check = max |oneDNN - reference| / max "
                "|reference| of the per-sample losses and of the gradients\n\n",
                o.reps);
-        printf("%-31s %2s %10s %10s %10s %8s %8s %7s %9s %9s %8s %8s %s\n", "workload", "T",
-               "ms", "per s", "ceiling ms", "ceil/ms", "GFLOP/s", "peak", "reorder", "optim",
-               "check l", "check g", "arena");
+        printf("%-31s %2s %10s %10s %10s %8s %9s %8s %7s %9s %9s %8s %8s %s\n", "workload", "T",
+               "ms", "per s", "ceiling ms", "ceil/ms", "alone ms", "GFLOP/s", "peak", "reorder",
+               "optim", "check l", "check g", "arena");
     }
     int status = 0;
     for (int i = 0; i < NUM_WORKLOADS && !status; i++) {
