@@ -54,7 +54,7 @@
  *
  *   bench_workloads [--workloads LIST] [--threads LIST] [--reps N] [--e2e-steps N]
  *                   [--configs DIR] [--json] [--peak] [--replay-memory] [--profile N]
- *                   [--calls]
+ *                   [--calls] [--skip-check]
  *
  * LISTs are comma-separated (default: every workload; threads 1,2). With
  * --json each result is one JSON object per line (bench/compare.py reads
@@ -62,7 +62,8 @@
  * bytes a replay of 84x84x4 uint8 observations takes. --profile N runs only N
  * calls of each workload after warm-up (no check, no ceiling): for perf;
  * --calls lists every replayed primitive call (kind, implementation, first
- * argument's dims, time alone).
+ * argument's dims, time alone); --skip-check leaves out the oneDNN vs
+ * reference check (bench/compare.py checks in its first round only).
  */
 #include <math.h>
 #include <omp.h>
@@ -158,6 +159,7 @@ typedef struct options {
     bool json, peak, replay_memory;
     int64_t profile_calls; /* > 0: only run this many calls (for perf), no check or ceiling */
     bool list_calls;       /* print every replayed primitive call */
+    bool skip_check;       /* no oneDNN vs reference check (a repeated measurement) */
 } options;
 
 /* ==== the oneDNN trace and its replay ====================================== */
@@ -629,7 +631,7 @@ static int run_step_or_act(const options *o, const workload *w, int threads, res
         step_case_fini(&s);
         return 0;
     }
-    if (w->kind == KIND_STEP) {
+    if (w->kind == KIND_STEP && !o->skip_check) {
         size_t nl = (size_t)w->batch, ng = s.online.params.numel;
         float *l_dnnl = tsr_malloc(nl * sizeof(float)), *l_ref = tsr_malloc(nl * sizeof(float));
         float *g_dnnl = tsr_malloc(ng * sizeof(float)), *g_ref = tsr_malloc(ng * sizeof(float));
@@ -818,7 +820,7 @@ static int usage(void)
     fprintf(stderr,
             "usage: bench_workloads [--workloads LIST] [--threads LIST] [--reps N] [--e2e-steps N]\n"
             "                       [--configs DIR] [--json] [--peak] [--replay-memory]\n"
-            "                       [--profile N] [--calls]\n"
+            "                       [--profile N] [--calls] [--skip-check]\n"
             "  --workloads  comma-separated, from:");
     for (int i = 0; i < NUM_WORKLOADS; i++) fprintf(stderr, " %s", workloads[i].name);
     fprintf(stderr,
@@ -831,7 +833,8 @@ static int usage(void)
             "  --peak       also measure the FMA-loop FP32 peak per thread count\n"
             "  --replay-memory  also report the bytes of an 84x84x4 uint8 replay\n"
             "  --profile N  only run N calls of each workload after warm-up (for perf)\n"
-            "  --calls      list every replayed primitive call\n",
+            "  --calls      list every replayed primitive call\n"
+            "  --skip-check no oneDNN vs reference check (for repeated measurements)\n",
             MAX_REPS, TSR_CONFIGS_DIR);
     return 2;
 }
@@ -886,6 +889,8 @@ int main(int argc, char **argv)
             o.json = true;
         } else if (!strcmp(argv[i], "--peak")) {
             o.peak = true;
+        } else if (!strcmp(argv[i], "--skip-check")) {
+            o.skip_check = true;
         } else if (!strcmp(argv[i], "--calls")) {
             o.list_calls = true;
         } else if (!strcmp(argv[i], "--replay-memory")) {
