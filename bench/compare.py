@@ -483,8 +483,8 @@ def main():
         summary.append(entry)
     print("\n'/s' is updates per second (nature_act: actions per second at batch 1, minatar_e2e: "
           "environment steps per second); ratio = PyTorch time / tessera time (above 1: tessera "
-          "is faster); tessera vs ceiling = tessera's time over the sum of its oneDNN compute "
-          "primitives timed alone plus the optimizer step alone.\n")
+          "is faster); tessera vs ceiling = tessera's time over its ceiling's (the step's oneDNN "
+          "compute primitives replayed back to back, then the optimizer step).\n")
     print("### Every measurement (ms per update / action / env step; one value per round)\n")
     print("| workload | T | tessera | tessera ceiling | PyTorch variants |")
     print("|---|---:|---|---|---|")
