@@ -123,6 +123,7 @@ void tsr_dnnl_execute(tsr_dnnl *d, tsr_dnnl_slot *slot, tsr_arena *arena, void *
     }
     TSR_DNNL_CHECK(dnnl_primitive_execute(slot->primitive, d->stream, n, args));
     TSR_DNNL_CHECK(dnnl_stream_wait(d->stream));
+    if (d->trace) d->trace(d->trace_user, slot, handles);
 }
 
 const dnnl_memory_desc_t *tsr_dnnl_slot_md(const tsr_dnnl_slot *slot, int arg)

@@ -39,11 +39,18 @@ typedef struct tsr_dnnl_slot {
     size_t scratchpad_bytes;
 } tsr_dnnl_slot;
 
+/* Called after every execution with the slot and the data handles it ran on
+ * (the scratchpad excluded): how a benchmark replays a step's primitives alone
+ * to time them raw (bench/bench_workloads.c). */
+typedef void (*tsr_dnnl_trace_fn)(void *user, const tsr_dnnl_slot *slot, void *const *handles);
+
 typedef struct tsr_dnnl {
     dnnl_engine_t engine;
     dnnl_stream_t stream;
     tsr_dnnl_slot **table; /* open addressing on the key hash */
     size_t capacity, count;
+    tsr_dnnl_trace_fn trace; /* NULL: no tracing (the default) */
+    void *trace_user;
 } tsr_dnnl;
 
 void tsr_dnnl_init(tsr_dnnl *d);

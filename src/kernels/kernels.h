@@ -151,7 +151,14 @@ typedef struct tsr_conv_geometry {
                                     int32_t *argmax);                                        \
     /* dx (=|+=) dy routed to the argmax positions. */                                       \
     void tsr_ref_max_pool2d_bwd##sfx(const tsr_conv_geometry *g, const int32_t *argmax,      \
-                                    const real *dy, real *dx, bool accumulate);
+                                    const real *dy, real *dx, bool accumulate);              \
+    /* The same routing without an argmax: each window's dy goes to its first                \
+     * in-image position (row-major window order) where x equals the window's y,             \
+     * which is the forward's first maximum whoever computed y exactly (a max is             \
+     * one of its inputs). A window whose y is NaN routes nothing. */                        \
+    void tsr_ref_max_pool2d_bwd_by_value##sfx(const tsr_conv_geometry *g, const real *x,     \
+                                             const real *y, const real *dy, real *dx,        \
+                                             bool accumulate);
 
 TSR_DECLARE_KERNELS(float, _f32)
 TSR_DECLARE_KERNELS(double, _f64)

@@ -39,23 +39,38 @@ void TSR_FN(tsr_ref_softmax_fwd)(const real *x, real *y, int64_t outer, int64_t 
     }
 }
 
+/* The lines of a block of up to INNER_BLOCK neighbouring i are reduced
+ * together, walking contiguous rows of the block instead of one strided line
+ * at a time; each line's sum still runs over l in order, in double, so the
+ * results are those of one line at a time. */
+enum { INNER_BLOCK = 64 };
+
 void TSR_FN(tsr_ref_softmax_bwd)(const real *y, const real *dy, real *dx, int64_t outer,
                                  int64_t len, int64_t inner, bool log_softmax, bool accumulate)
 {
-    int64_t lines = outer * inner;
-#pragma omp parallel for schedule(static) if (lines * len >= PARALLEL_MIN_ELEMENTS)
-    for (int64_t line = 0; line < lines; line++) {
-        int64_t base = (line / inner) * len * inner + line % inner;
-        const real *yl = y + base, *dyl = dy + base;
-        real *dxl = dx + base;
+    int64_t blocks = (inner + INNER_BLOCK - 1) / INNER_BLOCK, tasks = outer * blocks;
+#pragma omp parallel for schedule(static) if (outer * len * inner >= PARALLEL_MIN_ELEMENTS)
+    for (int64_t task = 0; task < tasks; task++) {
+        int64_t o = task / blocks, i0 = (task % blocks) * INNER_BLOCK;
+        int64_t width = inner - i0 < INNER_BLOCK ? inner - i0 : INNER_BLOCK;
+        int64_t base = o * len * inner + i0;
         /* softmax: dx = y * (dy - sum(dy * y)); log-softmax: dx = dy - exp(y) * sum(dy). */
-        double dot = 0;
-        for (int64_t l = 0; l < len; l++)
-            dot += log_softmax ? (double)dyl[l * inner] : (double)dyl[l * inner] * yl[l * inner];
+        double dot[INNER_BLOCK];
+        for (int64_t i = 0; i < width; i++) dot[i] = 0;
         for (int64_t l = 0; l < len; l++) {
-            double g = log_softmax ? dyl[l * inner] - exp(yl[l * inner]) * dot
-                                   : yl[l * inner] * (dyl[l * inner] - dot);
-            dxl[l * inner] = accumulate ? dxl[l * inner] + (real)g : (real)g;
+            const real *yl = y + base + l * inner, *dyl = dy + base + l * inner;
+            if (log_softmax)
+                for (int64_t i = 0; i < width; i++) dot[i] += (double)dyl[i];
+            else
+                for (int64_t i = 0; i < width; i++) dot[i] += (double)dyl[i] * yl[i];
+        }
+        for (int64_t l = 0; l < len; l++) {
+            const real *yl = y + base + l * inner, *dyl = dy + base + l * inner;
+            real *dxl = dx + base + l * inner;
+            for (int64_t i = 0; i < width; i++) {
+                double g = log_softmax ? dyl[i] - exp(yl[i]) * dot[i] : yl[i] * (dyl[i] - dot[i]);
+                dxl[i] = accumulate ? dxl[i] + (real)g : (real)g;
+            }
         }
     }
 }
