@@ -435,7 +435,8 @@ def report(args, cells, measurements, peaks, replay, torch_config):
     for s in summary:
         rows = s["rounds"]
         cells_text = [" ".join(f"{row['tessera']['ms']:.3f}" for row in rows),
-                      " ".join(f"{row['tessera']['ceiling_ms']:.3f}" for row in rows)]
+                      " ".join(f"{row['tessera']['ceiling_ms']:.3f}" for row in rows)
+                      if s["workload"] not in TESSERA_ONLY else "—"]
         torch_text = "; ".join(f"{v} " + " ".join(f"{row['torch'][v]['ms']:.3f}" for row in rows)
                                for v in (rows[0]["torch"] or {}))
         print(f"| {s['workload']} | {s['threads']} | {cells_text[0]} | {cells_text[1]} "
