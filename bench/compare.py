@@ -30,7 +30,8 @@ Before each cell the script waits (up to --quiet-wait s) for other processes
 to leave the CPUs and records the share of the CPUs they used during the cell
 (compare_networks.py's method). The table gives the median over rounds of each
 side's per-round median over the rounds where others used at most
---max-foreign-load of the CPUs (all rounds if none was that quiet).
+--max-foreign-load of the CPUs (the quietest round if none was that quiet).
+--table-from FILE prints the table again from a --json-out file.
 
 PyTorch is given its strongest Debian configuration:
   * Debian's python3-torch imported by /usr/bin/python3;
@@ -128,6 +129,8 @@ def parse_args():
                    help="leave rounds whose cell saw more foreign CPU use than this out of the "
                         "table when the cell has a quieter round (default 0.05)")
     p.add_argument("--json-out", help="also write every measurement to this file")
+    p.add_argument("--table-from", help="print the report of an earlier --json-out file "
+                   "(give the --reps and --rounds it ran with if the file does not record them)")
     # The PyTorch side of one measurement (run by the driver itself).
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--variant", help=argparse.SUPPRESS)
@@ -353,10 +356,108 @@ def cpu_flags():
     return set()
 
 
+def report(args, cells, measurements, peaks, replay, torch_config):
+    """Prints the configuration lines that need the workers, the checks, the
+    table and every measurement; returns the summary rows."""
+    threads = sorted({t for _, t in cells})
+    if torch_config:
+        print(f"- PyTorch {torch_config['torch']} ({torch_config['torch_file']}), "
+              f"oneDNN (mkldnn) {'on' if torch_config['mkldnn'] else 'off'}")
+        print(f"- BLAS mapped: {', '.join(torch_config['blas']) or 'none'}; OpenBLAS core "
+              f"{torch_config['openblas_corename']}; OPENBLAS_CORETYPE "
+              f"{torch_config['openblas_coretype'] or '(unset)'}")
+        print(f"- tcmalloc preloaded: {', '.join(torch_config['tcmalloc']) or 'no'}")
+        print("- OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = torch.set_num_threads = T; "
+              "flush-to-zero on both sides")
+    print(f"- median of {args.reps} samples after warm-up per measurement, {args.rounds} rounds; "
+          f"rounds where other processes used more than {100 * args.max_foreign_load:.0f}% of "
+          f"the CPUs are left out; a cell without such a round keeps only its quietest "
+          f"(column 'rounds')\n")
+
+    for row in replay:
+        if "error" in row:
+            print(f"Replay of {row['capacity']:,} 84x84x4 uint8 steps: {row['error']}")
+        else:
+            print(f"Replay of {row['capacity']:,} 84x84x4 uint8 steps: {row['bytes']:,} bytes, "
+                  f"{row['ratio']:.3f}x its distinct frames ({row['distinct_frame_bytes']:,.0f} "
+                  f"bytes); target at most 1.05x")
+    print()
+    print("| workload | T | oneDNN vs reference: losses / grads |")
+    print("|---|---:|---|")
+    for name, t in cells:
+        first = measurements[(name, t)][0]["tessera"]
+        if name not in TESSERA_ONLY and first["kind"] == "step":
+            print(f"| {name} | {t} | {first['loss_rel_diff']:.2g} / {first['grad_rel_diff']:.2g} |")
+    print()
+    print("| workload | T | tessera /s | PyTorch /s | ratio | PyTorch variant | ceiling /s "
+          "| tessera vs ceiling | tessera GFLOP/s (% peak) | PyTorch GFLOP/s (% peak) "
+          "| peak RSS MiB tessera / PyTorch | rounds | others' CPU % |")
+    print("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    summary = []
+    for name, t in cells:
+        all_rows = measurements[(name, t)]
+        rows = [row for row in all_rows if row["foreign_load"] <= args.max_foreign_load]
+        rows = rows or [min(all_rows, key=lambda row: row["foreign_load"])]
+        tess_ms = statistics.median(row["tessera"]["ms"] for row in rows)
+        tess_rss = max(row["tessera"]["max_rss_kib"] for row in rows) / 1024
+        loads = " ".join(f"{100 * row['foreign_load']:.0f}" for row in all_rows)
+        peak = peaks[t]["gflops"]
+        flops = rows[0]["tessera"]["step_flops"]
+        entry = dict(workload=name, threads=t, tessera_ms=tess_ms, rounds=all_rows,
+                     used_rounds=len(rows), tessera_rss_mib=tess_rss)
+        if name in TESSERA_ONLY:
+            print(f"| {name} | {t} | {1e3 / tess_ms:.0f} env steps | — | — | — | — | — | — | — "
+                  f"| {tess_rss:.0f} / — | {len(rows)}/{len(all_rows)} | {loads} |")
+            summary.append(entry)
+            continue
+        ceil_ms = statistics.median(row["tessera"]["ceiling_ms"] for row in rows)
+        torch_ms = {v: statistics.median(row["torch"][v]["ms"] for row in rows)
+                    for v in variants(name)}
+        best = min(torch_ms, key=torch_ms.get)
+        torch_rss = max(row["torch"][best]["max_rss_kib"] for row in rows) / 1024
+        ratio = torch_ms[best] / tess_ms
+        tess_gf, torch_gf = flops / tess_ms * 1e-6, flops / torch_ms[best] * 1e-6
+        print(f"| {name} | {t} | {1e3 / tess_ms:.1f} | {1e3 / torch_ms[best]:.1f} | {ratio:.2f}x "
+              f"| {best} | {1e3 / ceil_ms:.1f} | {100 * (tess_ms / ceil_ms - 1):+.0f}% "
+              f"| {tess_gf:.1f} ({100 * tess_gf / peak:.0f}%) "
+              f"| {torch_gf:.1f} ({100 * torch_gf / peak:.0f}%) "
+              f"| {tess_rss:.0f} / {torch_rss:.0f} | {len(rows)}/{len(all_rows)} | {loads} |")
+        entry.update(torch_ms=torch_ms, torch_variant=best, ratio=ratio, ceiling_ms=ceil_ms,
+                     torch_rss_mib=torch_rss)
+        summary.append(entry)
+    print("\n'/s' is updates per second (nature_act: actions per second at batch 1, minatar_e2e: "
+          "environment steps per second); ratio = PyTorch time / tessera time (above 1: tessera "
+          "is faster); tessera vs ceiling = tessera's time over its ceiling's (the step's oneDNN "
+          "compute primitives replayed back to back, then the optimizer step).\n")
+    print("### Every measurement (ms per update / action / env step; one value per round)\n")
+    print("| workload | T | tessera | tessera ceiling | PyTorch variants |")
+    print("|---|---:|---|---|---|")
+    for s in summary:
+        rows = s["rounds"]
+        cells_text = [" ".join(f"{row['tessera']['ms']:.3f}" for row in rows),
+                      " ".join(f"{row['tessera']['ceiling_ms']:.3f}" for row in rows)
+                      if s["workload"] not in TESSERA_ONLY else "—"]
+        torch_text = "; ".join(f"{v} " + " ".join(f"{row['torch'][v]['ms']:.3f}" for row in rows)
+                               for v in (rows[0]["torch"] or {}))
+        print(f"| {s['workload']} | {s['threads']} | {cells_text[0]} | {cells_text[1]} "
+              f"| {torch_text or '—'} |")
+    return summary
+
+
 def main():
     args = parse_args()
     if args.worker:
         worker(args)
+        return
+    if args.table_from:
+        with open(args.table_from) as f:
+            saved = json.load(f)
+        cells = [(s["workload"], s["threads"]) for s in saved["results"]]
+        measurements = {(s["workload"], s["threads"]): s["rounds"] for s in saved["results"]}
+        peaks = {int(t): row for t, row in saved["peaks"].items()}
+        args.reps = saved.get("reps", args.reps)
+        args.rounds = saved.get("rounds", args.rounds)
+        report(args, cells, measurements, peaks, saved["replay"], saved["torch"])
         return
     bench = cn.repo_path(args.bench)
     if not os.access(bench, os.X_OK):
@@ -418,89 +519,12 @@ def main():
                   + f" ms; other processes {100 * row['foreign_load']:.0f}% of the CPUs",
                   file=sys.stderr, flush=True)
 
-    if torch_config:
-        print(f"- PyTorch {torch_config['torch']} ({torch_config['torch_file']}), "
-              f"oneDNN (mkldnn) {'on' if torch_config['mkldnn'] else 'off'}")
-        print(f"- BLAS mapped: {', '.join(torch_config['blas']) or 'none'}; OpenBLAS core "
-              f"{torch_config['openblas_corename']}; OPENBLAS_CORETYPE "
-              f"{torch_config['openblas_coretype'] or '(unset)'}")
-        print(f"- tcmalloc preloaded: {', '.join(torch_config['tcmalloc']) or 'no'}")
-        print("- OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = torch.set_num_threads = T; "
-              "flush-to-zero on both sides")
-    print(f"- median of {args.reps} samples after warm-up per measurement, {args.rounds} rounds; "
-          f"rounds where other processes used more than {100 * args.max_foreign_load:.0f}% of "
-          f"the CPUs are left out when a cell has a quieter one (column 'rounds')\n")
-
-    for row in replay:
-        if "error" in row:
-            print(f"Replay of {row['capacity']:,} 84x84x4 uint8 steps: {row['error']}")
-        else:
-            print(f"Replay of {row['capacity']:,} 84x84x4 uint8 steps: {row['bytes']:,} bytes, "
-                  f"{row['ratio']:.3f}x its distinct frames ({row['distinct_frame_bytes']:,.0f} "
-                  f"bytes); target at most 1.05x")
-    print()
-    print("| workload | T | oneDNN vs reference: losses / grads |")
-    print("|---|---:|---|")
-    for name, t in cells:
-        first = measurements[(name, t)][0]["tessera"]
-        if name not in TESSERA_ONLY and first["kind"] == "step":
-            print(f"| {name} | {t} | {first['loss_rel_diff']:.2g} / {first['grad_rel_diff']:.2g} |")
-    print()
-    print("| workload | T | tessera /s | PyTorch /s | ratio | PyTorch variant | ceiling /s "
-          "| tessera vs ceiling | tessera GFLOP/s (% peak) | PyTorch GFLOP/s (% peak) "
-          "| peak RSS MiB tessera / PyTorch | rounds | others' CPU % |")
-    print("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-    summary = []
-    for name, t in cells:
-        all_rows = measurements[(name, t)]
-        rows = [row for row in all_rows if row["foreign_load"] <= args.max_foreign_load] or all_rows
-        tess_ms = statistics.median(row["tessera"]["ms"] for row in rows)
-        tess_rss = max(row["tessera"]["max_rss_kib"] for row in rows) / 1024
-        loads = " ".join(f"{100 * row['foreign_load']:.0f}" for row in all_rows)
-        peak = peaks[t]["gflops"]
-        flops = rows[0]["tessera"]["step_flops"]
-        entry = dict(workload=name, threads=t, tessera_ms=tess_ms, rounds=all_rows,
-                     used_rounds=len(rows), tessera_rss_mib=tess_rss)
-        if name in TESSERA_ONLY:
-            print(f"| {name} | {t} | {1e3 / tess_ms:.0f} env steps | — | — | — | — | — | — | — "
-                  f"| {tess_rss:.0f} / — | {len(rows)}/{len(all_rows)} | {loads} |")
-            summary.append(entry)
-            continue
-        ceil_ms = statistics.median(row["tessera"]["ceiling_ms"] for row in rows)
-        torch_ms = {v: statistics.median(row["torch"][v]["ms"] for row in rows)
-                    for v in variants(name)}
-        best = min(torch_ms, key=torch_ms.get)
-        torch_rss = max(row["torch"][best]["max_rss_kib"] for row in rows) / 1024
-        ratio = torch_ms[best] / tess_ms
-        tess_gf, torch_gf = flops / tess_ms * 1e-6, flops / torch_ms[best] * 1e-6
-        print(f"| {name} | {t} | {1e3 / tess_ms:.1f} | {1e3 / torch_ms[best]:.1f} | {ratio:.2f}x "
-              f"| {best} | {1e3 / ceil_ms:.1f} | {100 * (tess_ms / ceil_ms - 1):+.0f}% "
-              f"| {tess_gf:.1f} ({100 * tess_gf / peak:.0f}%) "
-              f"| {torch_gf:.1f} ({100 * torch_gf / peak:.0f}%) "
-              f"| {tess_rss:.0f} / {torch_rss:.0f} | {len(rows)}/{len(all_rows)} | {loads} |")
-        entry.update(torch_ms=torch_ms, torch_variant=best, ratio=ratio, ceiling_ms=ceil_ms,
-                     torch_rss_mib=torch_rss)
-        summary.append(entry)
-    print("\n'/s' is updates per second (nature_act: actions per second at batch 1, minatar_e2e: "
-          "environment steps per second); ratio = PyTorch time / tessera time (above 1: tessera "
-          "is faster); tessera vs ceiling = tessera's time over its ceiling's (the step's oneDNN "
-          "compute primitives replayed back to back, then the optimizer step).\n")
-    print("### Every measurement (ms per update / action / env step; one value per round)\n")
-    print("| workload | T | tessera | tessera ceiling | PyTorch variants |")
-    print("|---|---:|---|---|---|")
-    for s in summary:
-        rows = s["rounds"]
-        cells_text = [" ".join(f"{row['tessera']['ms']:.3f}" for row in rows),
-                      " ".join(f"{row['tessera']['ceiling_ms']:.3f}" for row in rows)]
-        torch_text = "; ".join(f"{v} " + " ".join(f"{row['torch'][v]['ms']:.3f}" for row in rows)
-                               for v in (rows[0]["torch"] or {}))
-        print(f"| {s['workload']} | {s['threads']} | {cells_text[0]} | {cells_text[1]} "
-              f"| {torch_text or '—'} |")
+    summary = report(args, cells, measurements, peaks, replay, torch_config)
     print(f"\nload average at the end {cn.load_average()}; {time.time() - start:.0f} s")
     if args.json_out:
         with open(args.json_out, "w") as f:
-            json.dump(dict(torch=torch_config, peaks=peaks, replay=replay, results=summary), f,
-                      indent=1)
+            json.dump(dict(torch=torch_config, peaks=peaks, replay=replay, results=summary,
+                           reps=args.reps, rounds=args.rounds), f, indent=1)
 
 
 if __name__ == "__main__":
