@@ -40,7 +40,7 @@ struct tsr_runner {
  * made centred RMSProp half of a MinAtar DQN step. Flush-to-zero and
  * denormals-are-zero (MXCSR bits 15 and 6) are per thread: set them on the
  * calling thread and on every OpenMP worker. */
-static void flush_denormals(void)
+void tsr_flush_denormals(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
 #pragma omp parallel
@@ -65,7 +65,7 @@ tsr_status tsr_runner_new(tsr_runner **out, const tsr_run_config *cfg, bool trai
     tsr_status st = tsr_run_config_env(cfg, &game, &options, err);
     if (st != TSR_STATUS_OK) return st;
     omp_set_num_threads((int)cfg->run.threads);
-    if (cfg->run.flush_denormals) flush_denormals();
+    if (cfg->run.flush_denormals) tsr_flush_denormals();
     tsr_runner *r = tsr_calloc(1, sizeof *r);
     r->cfg = *cfg;
     r->training = training;

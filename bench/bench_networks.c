@@ -196,27 +196,6 @@ static int usage(void)
     return 2;
 }
 
-static bool parse_positive(const char *text, long long *out)
-{
-    char *end;
-    long long v = strtoll(text, &end, 10);
-    if (end == text || *end || v < 1) return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_threads(char *text, options *o)
-{
-    o->num_thread_counts = 0;
-    for (char *tok = strtok(text, ","); tok; tok = strtok(NULL, ",")) {
-        long long t;
-        if (o->num_thread_counts == MAX_THREAD_COUNTS || !parse_positive(tok, &t) || t > 1024)
-            return false;
-        o->threads[o->num_thread_counts++] = (int)t;
-    }
-    return o->num_thread_counts > 0;
-}
-
 int main(int argc, char **argv)
 {
     options o = {.batch = 32, .reps = 15, .threads = {1}, .num_thread_counts = 1,
@@ -228,14 +207,16 @@ int main(int argc, char **argv)
         long long v;
         if (!strcmp(argv[i], "--json")) {
             o.json = true;
-        } else if (!strcmp(argv[i], "--batch") && has_value && parse_positive(argv[i + 1], &v)) {
+        } else if (!strcmp(argv[i], "--batch") && has_value && bench_parse_positive(argv[i + 1], &v)) {
             o.batch = v;
             i++;
-        } else if (!strcmp(argv[i], "--reps") && has_value && parse_positive(argv[i + 1], &v) &&
+        } else if (!strcmp(argv[i], "--reps") && has_value && bench_parse_positive(argv[i + 1], &v) &&
                    v >= 3 && v <= MAX_REPS) {
             o.reps = (int)v;
             i++;
-        } else if (!strcmp(argv[i], "--threads") && has_value && parse_threads(argv[i + 1], &o)) {
+        } else if (!strcmp(argv[i], "--threads") && has_value &&
+                   bench_parse_threads(argv[i + 1], o.threads, &o.num_thread_counts,
+                                       MAX_THREAD_COUNTS)) {
             i++;
         } else if (!strcmp(argv[i], "--input") && has_value) {
             long long h, w, c;

@@ -2,9 +2,33 @@
 #ifndef TESSERA_BENCH_UTIL_H
 #define TESSERA_BENCH_UTIL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+
+/* A whole number >= 1, or false. */
+static inline bool bench_parse_positive(const char *text, long long *out)
+{
+    char *end;
+    long long v = strtoll(text, &end, 10);
+    if (end == text || *end || v < 1) return false;
+    *out = v;
+    return true;
+}
+
+/* "1,2" into threads[] (at most `max` counts, each 1..1024); false if bad. */
+static inline bool bench_parse_threads(char *text, int *threads, int *count, int max)
+{
+    *count = 0;
+    for (char *tok = strtok(text, ","); tok; tok = strtok(NULL, ",")) {
+        long long t;
+        if (*count == max || !bench_parse_positive(tok, &t) || t > 1024) return false;
+        threads[(*count)++] = (int)t;
+    }
+    return *count > 0;
+}
 
 static inline double bench_now(void)
 {

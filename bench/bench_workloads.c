@@ -595,17 +595,6 @@ static double forward_flops(step_case *s)
     return flops;
 }
 
-/* As the runner does for a run (run.flush_denormals, default on): FTZ and
- * DAZ on this thread and every OpenMP worker. */
-static void flush_denormals(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-#pragma omp parallel
-    _mm_setcsr(_mm_getcsr() | 0x8040u);
-    _mm_setcsr(_mm_getcsr() | 0x8040u);
-#endif
-}
-
 static int run_step_or_act(const options *o, const workload *w, int threads, result *r)
 {
     omp_set_num_threads(threads);
@@ -615,7 +604,7 @@ static int run_step_or_act(const options *o, const workload *w, int threads, res
         step_case_fini(&s);
         return status;
     }
-    flush_denormals();
+    tsr_flush_denormals();
     r->params = tsr_params_count(&s.online.params);
     r->forward_flops = forward_flops(&s);
     void (*fn)(void *) = w->kind == KIND_STEP ? update_step : act;
@@ -839,27 +828,6 @@ static int usage(void)
     return 2;
 }
 
-static bool parse_positive(const char *text, long long *out)
-{
-    char *end;
-    long long v = strtoll(text, &end, 10);
-    if (end == text || *end || v < 1) return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_threads(char *text, options *o)
-{
-    o->num_thread_counts = 0;
-    for (char *tok = strtok(text, ","); tok; tok = strtok(NULL, ",")) {
-        long long t;
-        if (o->num_thread_counts == MAX_THREAD_COUNTS || !parse_positive(tok, &t) || t > 1024)
-            return false;
-        o->threads[o->num_thread_counts++] = (int)t;
-    }
-    return o->num_thread_counts > 0;
-}
-
 static bool parse_workloads(char *text, options *o)
 {
     memset(o->selected, 0, sizeof o->selected);
@@ -895,20 +863,22 @@ int main(int argc, char **argv)
             o.list_calls = true;
         } else if (!strcmp(argv[i], "--replay-memory")) {
             o.replay_memory = true;
-        } else if (!strcmp(argv[i], "--reps") && has_value && parse_positive(argv[i + 1], &v) &&
+        } else if (!strcmp(argv[i], "--reps") && has_value && bench_parse_positive(argv[i + 1], &v) &&
                    v >= 3 && v <= MAX_REPS) {
             o.reps = (int)v;
             i++;
-        } else if (!strcmp(argv[i], "--e2e-steps") && has_value && parse_positive(argv[i + 1], &v) &&
+        } else if (!strcmp(argv[i], "--e2e-steps") && has_value && bench_parse_positive(argv[i + 1], &v) &&
                    v >= 1000) {
             o.e2e_steps = v;
             i++;
-        } else if (!strcmp(argv[i], "--threads") && has_value && parse_threads(argv[i + 1], &o)) {
+        } else if (!strcmp(argv[i], "--threads") && has_value &&
+                   bench_parse_threads(argv[i + 1], o.threads, &o.num_thread_counts,
+                                       MAX_THREAD_COUNTS)) {
             i++;
         } else if (!strcmp(argv[i], "--workloads") && has_value &&
                    parse_workloads(argv[i + 1], &o)) {
             i++;
-        } else if (!strcmp(argv[i], "--profile") && has_value && parse_positive(argv[i + 1], &v)) {
+        } else if (!strcmp(argv[i], "--profile") && has_value && bench_parse_positive(argv[i + 1], &v)) {
             o.profile_calls = v;
             i++;
         } else if (!strcmp(argv[i], "--configs") && has_value) {

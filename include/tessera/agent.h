@@ -221,6 +221,10 @@ tsr_status tsr_runner_save_checkpoint(tsr_runner *runner, const char *path, bool
 tsr_status tsr_runner_load_checkpoint(tsr_runner *runner, const char *path, bool *replay_restored,
                                       tsr_error *err);
 
+/* Flush-to-zero and denormals-are-zero on the calling thread and every
+ * OpenMP worker (what a run with run.flush_denormals does; x86 only). */
+void tsr_flush_denormals(void);
+
 /* Metric files: the CSV header line, and one row / one JSON object per iteration
  * (NAN values are empty in CSV and null in JSON). */
 void tsr_metrics_write_csv_header(FILE *out);
