@@ -337,7 +337,7 @@ static void json_number(FILE *out, const char *key, double v, bool last)
 void tsr_metrics_write_csv_header(FILE *out)
 {
     fputs("iteration,agent_steps,gradient_updates,episodes,train_return,loss,mean_q,sparsity,"
-          "dormant_fraction,steps_per_second,eval_return\n",
+          "dormant_fraction,steps_per_second,eval_return,seconds\n",
           out);
 }
 
@@ -351,7 +351,8 @@ void tsr_metrics_write_csv_row(FILE *out, const tsr_iteration_metrics *m)
     csv_number(out, m->sparsity, false);
     csv_number(out, m->dormant_fraction, false);
     csv_number(out, m->steps_per_second, false);
-    csv_number(out, m->eval_return, true);
+    csv_number(out, m->eval_return, false);
+    csv_number(out, m->seconds, true);
 }
 
 void tsr_metrics_write_json(FILE *out, const tsr_iteration_metrics *m)
@@ -366,5 +367,6 @@ void tsr_metrics_write_json(FILE *out, const tsr_iteration_metrics *m)
     json_number(out, "sparsity", m->sparsity, false);
     json_number(out, "dormant_fraction", m->dormant_fraction, false);
     json_number(out, "steps_per_second", m->steps_per_second, false);
-    json_number(out, "eval_return", m->eval_return, true);
+    json_number(out, "eval_return", m->eval_return, false);
+    json_number(out, "seconds", m->seconds, true);
 }

@@ -83,27 +83,12 @@ static void wait_for_text(const char *path, const char *text, pid_t pid)
     cr_assert_fail("%s never held %s", path, text);
 }
 
-/* metrics.csv without its steps_per_second column (wall-clock time). */
+/* dir/metrics.csv without its wall-clock columns. */
 static char *metrics_without_speed(const char *dir)
 {
-    char path[256];
+    char path[512];
     snprintf(path, sizeof path, "%s/metrics.csv", dir);
-    char *csv = slurp(path);
-    cr_assert_not_null(csv, "%s is missing", path);
-    char *out = malloc(strlen(csv) + 1), *o = out;
-    int column = 0;
-    for (const char *c = csv; *c; c++) {
-        if (*c == '\n') {
-            column = 0;
-            *o++ = *c;
-            continue;
-        }
-        if (*c == ',') column++;
-        if (column != 9) *o++ = *c;
-    }
-    *o = '\0';
-    free(csv);
-    return out;
+    return tsr_test_metrics_without_wall_clock(path);
 }
 
 static int count_lines(const char *text)

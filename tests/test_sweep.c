@@ -538,30 +538,6 @@ Test(sweep, a_second_invocation_on_the_same_output_is_refused_while_the_first_ru
 
 /* ==== mpirun ============================================================== */
 
-/* metrics.csv without its wall-clock column (steps_per_second). */
-static char *metrics_without_speed(const char *path)
-{
-    char *csv = slurp(path);
-    cr_assert_not_null(csv, "%s is missing", path);
-    int speed = -1, column = 0;
-    for (const char *c = csv; *c && *c != '\n'; c++) {
-        if (!strncmp(c, "steps_per_second", 16)) speed = column;
-        column += *c == ',';
-    }
-    cr_assert_geq(speed, 0, "%s has no steps_per_second column", path);
-    char *out = malloc(strlen(csv) + 1), *o = out;
-    column = 0;
-    for (const char *c = csv; *c; c++) {
-        if (*c == '\n') column = 0;
-        else if (*c == ',') column++;
-        /* Drop the column's cells and the comma in front of each. */
-        if (column != speed || *c == '\n') *o++ = *c;
-    }
-    *o = '\0';
-    free(csv);
-    return out;
-}
-
 Test(sweep, under_mpirun_the_runs_are_spread_over_ranks_with_the_local_results,
      .init = make_tmpdir, .fini = remove_tmpdir)
 {
@@ -598,7 +574,7 @@ Test(sweep, under_mpirun_the_runs_are_spread_over_ranks_with_the_local_results,
         char local[512], mpi[512];
         snprintf(local, sizeof local, "%s/local/%s/metrics.csv", tmpdir, local_runs[i]);
         snprintf(mpi, sizeof mpi, "%s/mpi/%s/metrics.csv", tmpdir, local_runs[i]);
-        char *a = metrics_without_speed(local), *b = metrics_without_speed(mpi);
+        char *a = tsr_test_metrics_without_wall_clock(local), *b = tsr_test_metrics_without_wall_clock(mpi);
         cr_expect_eq(count_substrings(a, "\n"), 3, "%s", a);
         cr_expect_str_eq(a, b, "%s differs between the local and the mpirun sweep",
                          local_runs[i]);
@@ -678,7 +654,7 @@ Test(sweep, an_interrupted_sweep_resumes_to_the_results_of_an_uninterrupted_one,
         snprintf(reference, sizeof reference, "%s/reference/cartpole/seed=%d/metrics.csv", tmpdir,
                  seed);
         snprintf(resumed, sizeof resumed, "%s/cartpole/seed=%d/metrics.csv", dir, seed);
-        char *a = metrics_without_speed(reference), *b = metrics_without_speed(resumed);
+        char *a = tsr_test_metrics_without_wall_clock(reference), *b = tsr_test_metrics_without_wall_clock(resumed);
         cr_expect_eq(count_substrings(a, "\n"), 5, "%s", a);
         cr_expect_str_eq(a, b, "seed %d: the resumed sweep's metrics differ", seed);
         free(a);

@@ -36,6 +36,41 @@ char *tsr_test_slurp(const char *path, size_t *size)
     return buf;
 }
 
+/* The index of header cell `name` in the CSV header `csv` (up to its first
+ * newline), or -1. */
+static int csv_column(const char *csv, const char *name)
+{
+    size_t len = strlen(name);
+    int column = 0;
+    for (const char *cell = csv;; column++) {
+        size_t width = strcspn(cell, ",\n");
+        if (width == len && !strncmp(cell, name, len)) return column;
+        if (cell[width] != ',') return -1;
+        cell += width + 1;
+    }
+}
+
+char *tsr_test_metrics_without_wall_clock(const char *path)
+{
+    char *csv = tsr_test_slurp(path, NULL);
+    cr_assert_not_null(csv, "%s is missing", path);
+    int speed = csv_column(csv, "steps_per_second"), seconds = csv_column(csv, "seconds");
+    cr_assert(speed >= 0 && seconds >= 0, "%s lacks a steps_per_second or seconds column:\n%s",
+              path, csv);
+    char *out = malloc(strlen(csv) + 1), *o = out;
+    int column = 0;
+    for (const char *c = csv; *c; c++) {
+        if (*c == '\n') column = 0;
+        else if (*c == ',') column++;
+        /* A dropped column loses its cells and the comma in front of each
+         * (the first column is never dropped). */
+        if (*c == '\n' || (column != speed && column != seconds)) *o++ = *c;
+    }
+    *o = '\0';
+    free(csv);
+    return out;
+}
+
 int tsr_test_run(const char *dir, const char *command, char **out, char **err)
 {
     size_t len = strlen(command) + 2 * strlen(dir) + 64;

@@ -22,6 +22,11 @@ char *tsr_test_slurp(const char *path, size_t *size);
  * code; fails the test unless the command exited normally. */
 int tsr_test_run(const char *dir, const char *command, char **out, char **err);
 
+/* The metrics.csv at `path` without its wall-clock columns (steps_per_second
+ * and seconds, found by name in the header), malloc'd: what two runs of the
+ * same seed must agree on. Fails the test if the file or a column is missing. */
+char *tsr_test_metrics_without_wall_clock(const char *path);
+
 /* A run config from `path` (tsr_run_config_load) with `overrides`, or fails
  * the test with the loader's message. */
 tsr_run_config tsr_test_load_run_config(const char *path, const char *const *overrides, int count);
