@@ -52,14 +52,30 @@ typedef struct progress_state {
     int64_t next_log;
     int64_t total;     /* iterations x training_steps */
     bool drawn;        /* a terminal line is showing */
+    /* The first report's steps and time: the rate counts this process's
+     * steps only, not those a resumed run did before. */
+    bool based;
+    int64_t base_steps;
+    double base_elapsed;
 } progress_state;
 
 static bool on_progress(void *user, const tsr_progress *p)
 {
     progress_state *st = user;
+    if (!st->based) {
+        st->based = true;
+        st->base_steps = p->total_steps;
+        st->base_elapsed = p->elapsed;
+        /* Nothing to show before there is a rate: a resumed run's first
+         * line comes one log_every (or a redraw interval) after it starts. */
+        st->last_draw = p->elapsed;
+        while (st->next_log <= p->total_steps) st->next_log += st->log_every;
+        return !interrupted;
+    }
     if (st->terminal ? p->elapsed - st->last_draw < 0.25 : p->total_steps < st->next_log)
         return !interrupted;
-    double rate = p->elapsed > 0 ? (double)p->total_steps / p->elapsed : 0;
+    double seconds = p->elapsed - st->base_elapsed;
+    double rate = seconds > 0 ? (double)(p->total_steps - st->base_steps) / seconds : 0;
     char eta[32], ret[32];
     int64_t left = st->total > p->total_steps ? st->total - p->total_steps : 0;
     tsr_cli_format_duration(rate > 0 ? (double)left / rate : NAN, eta, sizeof eta);
