@@ -183,13 +183,30 @@ typedef struct load_state {
     int fail_line; /* line of the entry that failed, or 0 */
     tsr_error *err;
     tsr_status status;
+    bool indented; /* the last line read starts with a space or a tab */
+    int *set_at;   /* per schema key: the line of this file that set it, or 0 */
 } load_state;
+
+static load_state load_state_make(const tsr_config_schema *schema, void *target, const char *path,
+                                  FILE *file, tsr_error *err)
+{
+    return (load_state){.schema = schema,
+                        .target = target,
+                        .path = path,
+                        .file = file,
+                        .err = err,
+                        .status = TSR_STATUS_OK,
+                        .set_at = tsr_calloc((size_t)schema->count + 1, sizeof(int))};
+}
 
 static char *read_line(char *str, int num, void *stream)
 {
     load_state *st = stream;
     char *r = fgets(str, num, st->file);
-    if (r) st->line++;
+    if (r) {
+        st->line++;
+        st->indented = r[0] == ' ' || r[0] == '\t';
+    }
     return r;
 }
 
@@ -204,9 +221,31 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
                                    "%s: key '%s' is outside any [section]", origin, name);
         return 0;
     }
+    /* inih reads an indented line after a key as more of that key's value,
+     * and hands it over as the same key again: `iterations = 1` then an
+     * indented `2` would quietly mean 2. A config value fits on one line, so
+     * an indented line is refused, whatever inih made of it. */
+    if (st->indented) {
+        st->status = tsr_error_set(st->err, TSR_STATUS_FORMAT,
+                                   "%s: indented line (read as more of %s.%s's value '%s'); a "
+                                   "config value fits on one line, and keys start at the line's "
+                                   "start",
+                                   origin, section, name, value);
+        return 0;
+    }
+    const tsr_config_key *key = tsr_config_find(st->schema, section, name);
+    int index = key ? (int)(key - st->schema->keys) : -1;
+    if (key && st->set_at[index]) {
+        st->status = tsr_error_set(st->err, TSR_STATUS_INVALID_ARGUMENT,
+                                   "%s: %s.%s is set a second time in this file (first at line %d)",
+                                   origin, section, name, st->set_at[index]);
+        return 0;
+    }
     st->status = tsr_config_set(st->schema, st->target, section, name, value, origin, st->err);
-    if (st->status == TSR_STATUS_OK) st->fail_line = 0;
-    return st->status == TSR_STATUS_OK;
+    if (st->status != TSR_STATUS_OK) return 0;
+    st->fail_line = 0;
+    if (key) st->set_at[index] = st->line;
+    return 1;
 }
 
 tsr_status tsr_config_load_file(const tsr_config_schema *schema, void *target, const char *path,
@@ -216,9 +255,10 @@ tsr_status tsr_config_load_file(const tsr_config_schema *schema, void *target, c
     if (!f)
         return tsr_error_set(err, TSR_STATUS_IO, "cannot open config file %s: %s", path,
                              strerror(errno));
-    load_state st = {schema, target, path, f, 0, 0, err, TSR_STATUS_OK};
+    load_state st = load_state_make(schema, target, path, f, err);
     int line = ini_parse_stream(read_line, &st, on_ini_entry, &st);
     fclose(f);
+    tsr_free(st.set_at);
     /* inih reports its first error line; report whichever error came first. */
     if (line > 0 && (st.status == TSR_STATUS_OK || line < st.fail_line))
         return tsr_error_set(err, TSR_STATUS_FORMAT,
@@ -422,9 +462,10 @@ static tsr_status load_layered(const tsr_config_schema *schema, void *target, co
     if (!f)
         return tsr_error_set(err, TSR_STATUS_IO, "cannot open config file %s: %s", path,
                              strerror(errno));
-    load_state ls = {schema, target, path, f, 0, 0, err, TSR_STATUS_OK};
+    load_state ls = load_state_make(schema, target, path, f, err);
     line = ini_parse_stream(read_line, &ls, on_layered_entry, &ls);
     fclose(f);
+    tsr_free(ls.set_at);
     if (line > 0 && (ls.status == TSR_STATUS_OK || line < ls.fail_line))
         return tsr_error_set(err, TSR_STATUS_FORMAT,
                              "%s:%d: not INI syntax (expected [section] or key = value)", path, line);

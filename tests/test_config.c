@@ -126,6 +126,43 @@ Test(config, a_missing_file_and_broken_syntax_are_errors)
     unlink(path);
 }
 
+Test(config, an_indented_line_is_refused_not_read_as_more_of_the_value)
+{
+    demo d;
+    tsr_config_set_defaults(&schema, &d);
+    tsr_error err;
+    /* inih would hand "16" over as num_experts again: 16 experts, silently. */
+    const char *path = write_file("[network]\nnum_experts = 8\n    16\n");
+    cr_expect_eq(tsr_config_load_file(&schema, &d, path, &err), TSR_STATUS_FORMAT);
+    cr_expect(strstr(err.message, ":3: indented line") && strstr(err.message, "network.num_experts"),
+              "%s", err.message);
+    /* An indented key is refused too, and an indented comment is fine. */
+    tsr_config_set_defaults(&schema, &d);
+    path = write_file("[network]\n  ; a comment\nnum_experts = 8\n  dueling = true\n");
+    cr_expect_eq(tsr_config_load_file(&schema, &d, path, &err), TSR_STATUS_FORMAT);
+    cr_expect(strstr(err.message, ":4: indented line"), "%s", err.message);
+    tsr_config_set_defaults(&schema, &d);
+    path = write_file("[network]\n  ; a comment\nnum_experts = 8 ; inline\n");
+    cr_expect_eq(tsr_config_load_file_layered(&schema, &d, path, &err), TSR_STATUS_OK, "%s",
+                 err.message);
+    cr_expect_eq(d.num_experts, 8);
+    unlink(path);
+}
+
+Test(config, a_key_set_twice_in_one_file_is_an_error_naming_both_lines)
+{
+    demo d;
+    tsr_config_set_defaults(&schema, &d);
+    tsr_error err;
+    const char *path = write_file("[network]\nnum_experts = 8\ndueling = true\nnum_experts = 2\n");
+    cr_expect_eq(tsr_config_load_file_layered(&schema, &d, path, &err),
+                 TSR_STATUS_INVALID_ARGUMENT);
+    cr_expect(strstr(err.message, ":4: network.num_experts is set a second time") &&
+                  strstr(err.message, "first at line 2"),
+              "%s", err.message);
+    unlink(path);
+}
+
 Test(config, the_resolved_config_loads_back_to_itself)
 {
     demo a, b;
