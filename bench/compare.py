@@ -120,15 +120,7 @@ def parse_args():
     p.add_argument("--no-tcmalloc", action="store_true", help="do not preload tcmalloc for torch")
     p.add_argument("--openblas-coretype", default="unset",
                    help="OPENBLAS_CORETYPE for the torch processes ('unset' removes it)")
-    p.add_argument("--quiet-threshold", type=float, default=0.1,
-                   help="before each cell, wait while other processes use more than this "
-                        "fraction of the CPUs (default 0.1)")
-    p.add_argument("--quiet-wait", type=float, default=60,
-                   help="longest wait for quiet before a cell, seconds (default 60)")
-    p.add_argument("--max-foreign-load", type=float, default=0.05,
-                   help="leave rounds whose cell saw more foreign CPU use than this out of the "
-                        "table when the cell has a quieter round (default 0.05)")
-    p.add_argument("--json-out", help="also write every measurement to this file")
+    cn.add_load_arguments(p)
     p.add_argument("--table-from", help="print the report of an earlier --json-out file "
                    "(give the --reps and --rounds it ran with if the file does not record them)")
     # The PyTorch side of one measurement (run by the driver itself).
@@ -340,20 +332,13 @@ def torch_environment(args, threads):
         env.pop(k, None)
     if not args.no_tcmalloc:
         env["LD_PRELOAD"] = cn.TCMALLOC
-    if args.openblas_coretype == "unset":
+    coretype = cn.openblas_coretype(args.openblas_coretype)
+    if coretype is None:
         env.pop("OPENBLAS_CORETYPE", None)
     else:
-        env["OPENBLAS_CORETYPE"] = args.openblas_coretype
+        env["OPENBLAS_CORETYPE"] = coretype
     env["OMP_NUM_THREADS"] = env["OPENBLAS_NUM_THREADS"] = str(threads)
     return env
-
-
-def cpu_flags():
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    return set()
 
 
 def report(args, cells, measurements, peaks, replay, torch_config):
@@ -472,7 +457,7 @@ def main():
     tess_env.pop("LD_PRELOAD", None)
     me = [sys.executable, os.path.abspath(__file__)]
 
-    flags = cpu_flags()
+    flags = cn.cpu_flags()
     print("## Configuration\n")
     print(f"- CPU: {cn.cpu_model()}, {os.cpu_count()} logical CPUs, "
           f"{'AVX-512' if 'avx512f' in flags else 'AVX2 + FMA, no AVX-512' if 'avx2' in flags else 'no AVX2'}; "

@@ -31,9 +31,12 @@ PyTorch is given its strongest eager configuration on this machine:
     flattens in its own free order (NCHW: c,h,w; NHWC: h,w,c), the same network
     up to a fixed permutation of the dense weights;
   * OpenBLAS (Debian's openmp variant serves torch's linear and bmm, BLAS_INFO
-    generic) runs with OPENBLAS_CORETYPE=SkylakeX: the machine has AVX-512 and
-    the session's default here is Haswell (AVX2 kernels), about 1.5x slower on
-    these GEMMs; unset, OpenBLAS 0.3.21 picks Cooperlake, as fast as SkylakeX;
+    generic): by default (--openblas-coretype auto) OPENBLAS_CORETYPE=SkylakeX
+    on a CPU with AVX-512 (on one such machine a session's environment had
+    forced Haswell, AVX2 kernels, about 1.5x slower on these GEMMs; unset,
+    OpenBLAS 0.3.21 picks Cooperlake, as fast as SkylakeX) and unset without
+    it (SkylakeX kernels fault on an AVX2-only CPU; OpenBLAS then picks its
+    own, Zen on AMD Zen 3);
   * parameter gradients are set to None before each step (zero_grad with
     set_to_none), so backward writes them fresh, as tessera does;
   * --tcmalloc re-executes this script with LD_PRELOAD=libtcmalloc_minimal.so.4
@@ -43,7 +46,7 @@ FLOPs (for GFLOP/s, both sides): tessera's forward count from its layer
 summary, x3 for forward + backward (the usual convention).
 
   /usr/bin/python3 bench/compare_networks.py [--bench PATH] [--threads 1,2]
-      [--rounds N] [--reps N] [--batch N] [--tcmalloc] [--openblas-coretype NAME|unset]
+      [--rounds N] [--reps N] [--batch N] [--tcmalloc] [--openblas-coretype NAME|unset|auto]
       [--torch-variants LIST] [--json-out FILE] [CONFIG...]
 """
 import argparse
@@ -80,10 +83,18 @@ def parse_args():
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--tcmalloc", action="store_true",
                    help="re-exec with LD_PRELOAD=" + TCMALLOC + " (torch side only)")
-    p.add_argument("--openblas-coretype", default="SkylakeX",
-                   help="OPENBLAS_CORETYPE for the torch process ('unset' removes it)")
+    p.add_argument("--openblas-coretype", default="auto",
+                   help="OPENBLAS_CORETYPE for the torch process ('unset' removes it; 'auto', "
+                        "the default: SkylakeX with AVX-512, else unset)")
     p.add_argument("--torch-variants", default=",".join(ALL_VARIANTS),
                    help="PyTorch variants timed in every round (the fastest is reported)")
+    add_load_arguments(p)
+    return p.parse_args()
+
+
+def add_load_arguments(p):
+    """Waiting for a quiet machine, judging rounds by their foreign load, and
+    the JSON record: the options both comparison drivers share."""
     p.add_argument("--quiet-threshold", type=float, default=0.1,
                    help="before each cell, wait while other processes use more than this "
                         "fraction of the CPUs (default 0.1)")
@@ -93,7 +104,22 @@ def parse_args():
                    help="leave rounds whose cell saw more foreign CPU use than this out of the "
                         "table when the cell has a quieter round (default 0.05)")
     p.add_argument("--json-out", help="also write every measurement to this file")
-    return p.parse_args()
+
+
+def cpu_flags():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def openblas_coretype(choice):
+    """The OPENBLAS_CORETYPE to set for a --openblas-coretype choice, or None
+    to leave it unset."""
+    if choice == "auto":
+        return "SkylakeX" if "avx512f" in cpu_flags() else None
+    return None if choice == "unset" else choice
 
 
 def repo_path(path):
@@ -107,10 +133,11 @@ def repo_path(path):
 
 def prepare_environment(args):
     want_preload = args.tcmalloc and TCMALLOC not in os.environ.get("LD_PRELOAD", "")
-    if args.openblas_coretype == "unset":
+    coretype = openblas_coretype(args.openblas_coretype)
+    if coretype is None:
         os.environ.pop("OPENBLAS_CORETYPE", None)
     else:
-        os.environ["OPENBLAS_CORETYPE"] = args.openblas_coretype
+        os.environ["OPENBLAS_CORETYPE"] = coretype
     if want_preload:
         env = dict(os.environ)
         env["LD_PRELOAD"] = ":".join(filter(None, [TCMALLOC, env.get("LD_PRELOAD")]))
