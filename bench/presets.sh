@@ -47,19 +47,22 @@ trap 'rm -rf "$work"' EXIT
 
 echo "| preset | $game steps/s, $threads thread(s) |"
 echo "|---|---|"
+index=0
 for preset in $presets; do
+  index=$((index + 1))
+  run=$work/$index-$preset
   config=configs/$game/$preset.ini
   [[ -f $config ]] || { echo "presets.sh: no preset $config" >&2; exit 1; }
   if ! OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} "$tessera" train "$config" --quiet \
-       --run-dir "$work/$preset" --threads "$threads" \
+       --run-dir "$run" --threads "$threads" \
        --set run.iterations=2 --set run.training_steps="$steps" \
        --set agent.min_replay_history=1000 --set run.evaluation_episodes=0 \
-       >"$work/$preset.log" 2>&1; then
+       >"$run.log" 2>&1; then
     echo "presets.sh: $preset failed:" >&2
-    cat "$work/$preset.log" >&2
+    cat "$run.log" >&2
     exit 1
   fi
   speed=$(awk -F, 'NR == 1 {for (i = 1; i <= NF; i++) col[$i] = i; next}
-                   {v = $col["steps_per_second"]} END {printf "%.0f", v}' "$work/$preset/metrics.csv")
+                   {v = $col["steps_per_second"]} END {printf "%.0f", v}' "$run/metrics.csv")
   echo "| \`$preset\` | $speed |"
 done
