@@ -4,6 +4,8 @@
 
 #include "tessera/env.h"
 
+#include "support/play.h"
+
 enum { C = 4 };
 
 static tsr_env make_asterix(uint64_t seed, bool ramping)
@@ -222,21 +224,9 @@ Test(asterix, random_policy_statistics_match_the_recorded_figures)
 {
     tsr_env env;
     cr_assert_eq(tsr_env_init(&env, TSR_ENV_GAME_ASTERIX, NULL, 2024, NULL), TSR_STATUS_OK);
-    tsr_rng policy;
-    tsr_rng_init(&policy, 2024, TSR_RNG_STREAM_EXPLORATION);
-    double returns = 0, lengths = 0;
-    for (int e = 0; e < 1000; e++) {
-        tsr_env_step_result r;
-        do {
-            r = tsr_env_step(&env, (int)tsr_rng_below(&policy, 6));
-            cr_assert_lt(env.episode_length, 100000, "an episode that never ends");
-        } while (!r.terminated);
-        returns += env.episode_return;
-        lengths += (double)env.episode_length;
-        tsr_env_reset(&env);
-    }
+    tsr_test_random_play play = tsr_test_play_randomly(&env, 2024, 1000);
     /* 100,000 episodes: return 0.496, length 70.1 (envs/README.md); the bands
      * are 4 standard errors of a 1,000-episode mean. */
-    cr_expect(returns / 1000 > 0.39 && returns / 1000 < 0.61, "mean return %g", returns / 1000);
-    cr_expect(lengths / 1000 > 64.5 && lengths / 1000 < 75.8, "mean length %g", lengths / 1000);
+    cr_expect(play.mean_return > 0.39 && play.mean_return < 0.61, "mean return %g", play.mean_return);
+    cr_expect(play.mean_length > 64.5 && play.mean_length < 75.8, "mean length %g", play.mean_length);
 }

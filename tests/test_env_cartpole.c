@@ -5,6 +5,8 @@
 
 #include "tessera/env.h"
 
+#include "support/play.h"
+
 static tsr_env make_cartpole(uint64_t seed)
 {
     tsr_env env;
@@ -91,22 +93,12 @@ Test(cartpole, a_random_policy_lasts_about_22_steps)
 {
     /* The well-known figure for CartPole-v1 under a uniform random policy. */
     tsr_env env = make_cartpole(2024);
-    tsr_rng policy;
-    tsr_rng_init(&policy, 2024, TSR_RNG_STREAM_EXPLORATION);
-    double lengths = 0;
-    for (int e = 0; e < 4000; e++) {
-        tsr_env_step_result r;
-        do {
-            r = tsr_env_step(&env, (int)tsr_rng_below(&policy, 2));
-            cr_assert_lt(env.episode_length, 100000, "an episode that never ends");
-        } while (!r.terminated && !r.truncated);
-        cr_assert_eq(env.episode_return, (double)env.episode_length);
-        lengths += (double)env.episode_length;
-        tsr_env_reset(&env);
-    }
+    tsr_test_random_play play = tsr_test_play_randomly(&env, 2024, 4000);
+    cr_expect_eq(play.return_not_length, 0, "CartPole's return is +1 a step");
     /* 100,000 episodes give 22.29 here; 4 standard errors of a 4,000-episode
      * mean is 0.75. */
-    cr_expect(lengths / 4000 > 21.5 && lengths / 4000 < 23.1, "mean length %g", lengths / 4000);
+    cr_expect(play.mean_length > 21.5 && play.mean_length < 23.1, "mean length %g",
+              play.mean_length);
 }
 
 Test(cartpole, spec_reports_four_floats_and_two_actions)

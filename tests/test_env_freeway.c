@@ -4,6 +4,8 @@
 
 #include "tessera/env.h"
 
+#include "support/play.h"
+
 enum { C = 7 };
 
 static tsr_env make_freeway(uint64_t seed)
@@ -157,20 +159,12 @@ Test(freeway, random_policy_statistics_match_the_recorded_figures)
 {
     tsr_env env;
     cr_assert_eq(tsr_env_init(&env, TSR_ENV_GAME_FREEWAY, NULL, 2024, NULL), TSR_STATUS_OK);
-    tsr_rng policy;
-    tsr_rng_init(&policy, 2024, TSR_RNG_STREAM_EXPLORATION);
-    double returns = 0;
-    for (int e = 0; e < 400; e++) {
-        tsr_env_step_result r;
-        do {
-            r = tsr_env_step(&env, (int)tsr_rng_below(&policy, 6));
-            cr_assert_lt(env.episode_length, 100000, "an episode that never ends");
-        } while (!r.terminated);
-        returns += env.episode_return;
-        cr_assert_eq(env.episode_length, 2501, "every episode lasts 2,501 steps");
-        tsr_env_reset(&env);
-    }
+    tsr_test_random_play play = tsr_test_play_randomly(&env, 2024, 400);
+    cr_expect(play.min_length == 2501 && play.max_length == 2501,
+              "every episode lasts 2,501 steps (here %lld to %lld)", (long long)play.min_length,
+              (long long)play.max_length);
     /* 100,000 episodes: return 0.130 (envs/README.md); the band is 4 standard
      * errors of a 400-episode mean. */
-    cr_expect(returns / 400 > 0.058 && returns / 400 < 0.202, "mean return %g", returns / 400);
+    cr_expect(play.mean_return > 0.058 && play.mean_return < 0.202, "mean return %g",
+              play.mean_return);
 }

@@ -4,6 +4,8 @@
 
 #include "tessera/env.h"
 
+#include "support/play.h"
+
 enum { C = 10 };
 
 typedef tsr_seaquest_object object;
@@ -413,21 +415,9 @@ Test(seaquest, random_policy_statistics_match_the_recorded_figures)
 {
     tsr_env env;
     cr_assert_eq(tsr_env_init(&env, TSR_ENV_GAME_SEAQUEST, NULL, 2024, NULL), TSR_STATUS_OK);
-    tsr_rng policy;
-    tsr_rng_init(&policy, 2024, TSR_RNG_STREAM_EXPLORATION);
-    double returns = 0, lengths = 0;
-    for (int e = 0; e < 1000; e++) {
-        tsr_env_step_result r;
-        do {
-            r = tsr_env_step(&env, (int)tsr_rng_below(&policy, 6));
-            cr_assert_lt(env.episode_length, 100000, "an episode that never ends");
-        } while (!r.terminated);
-        returns += env.episode_return;
-        lengths += (double)env.episode_length;
-        tsr_env_reset(&env);
-    }
+    tsr_test_random_play play = tsr_test_play_randomly(&env, 2024, 1000);
     /* 100,000 episodes: return 0.102, length 30.3 (envs/README.md); the bands
      * are 4 standard errors of a 1,000-episode mean. */
-    cr_expect(returns / 1000 > 0.054 && returns / 1000 < 0.15, "mean return %g", returns / 1000);
-    cr_expect(lengths / 1000 > 25.7 && lengths / 1000 < 34.9, "mean length %g", lengths / 1000);
+    cr_expect(play.mean_return > 0.054 && play.mean_return < 0.15, "mean return %g", play.mean_return);
+    cr_expect(play.mean_length > 25.7 && play.mean_length < 34.9, "mean length %g", play.mean_length);
 }
