@@ -5,6 +5,7 @@
 
 #include "support/allclose.h"
 #include "support/gradcheck.h"
+#include "support/pool_checks.h"
 #include "tessera/tessera.h"
 
 static const tsr_backend backends[2] = {TSR_BACKEND_DNNL, TSR_BACKEND_REFERENCE};
@@ -98,116 +99,39 @@ Test(max_pool2d, same_padding_never_selects_a_padded_position)
     }
 }
 
-/* ---- finite differences ---- */
+/* ---- finite differences, parity, accumulation (support/pool_checks.c) ---- */
 
-typedef struct pool_case {
-    int kernel, stride;
-    tsr_padding padding;
-} pool_case;
-
-static tsr_tensor *pool_forward(tsr_ctx *ctx, tsr_tensor *const *in, void *user)
+static tsr_test_pool max_pool(int kernel, int stride, tsr_padding padding)
 {
-    const pool_case *p = user;
-    return tsr_max_pool2d(ctx, in[0], p->kernel, p->stride, p->padding);
-}
-
-static void gradcheck_pool(int64_t n, int64_t h, int64_t w, int64_t c, pool_case p)
-{
-    tsr_tensor *x = new_uniform(TSR_DTYPE_F64, 4, TSR_SHAPE(n, h, w, c), -1, 1,
-                                (uint64_t)(p.kernel * 10 + p.stride + (int)p.padding * 100));
-    x->requires_grad = true;
-    char what[128];
-    snprintf(what, sizeof what, "max_pool2d (%lld,%lld,%lld,%lld) %dx%d/%d %s", (long long)n, (long long)h,
-             (long long)w, (long long)c, p.kernel, p.kernel, p.stride,
-             p.padding == TSR_PADDING_SAME ? "SAME" : "VALID");
-    tsr_test_gradcheck(pool_forward, &x, 1, &p, NULL, what);
-    tsr_tensor_free(x);
+    return (tsr_test_pool){tsr_max_pool2d, "max_pool2d", kernel, stride, padding};
 }
 
 Test(max_pool2d, backward_matches_finite_differences_with_same_padding)
 {
-    gradcheck_pool(2, 7, 6, 3, (pool_case){3, 2, TSR_PADDING_SAME});
-    gradcheck_pool(2, 6, 5, 2, (pool_case){3, 1, TSR_PADDING_SAME});
-    gradcheck_pool(1, 6, 6, 2, (pool_case){2, 2, TSR_PADDING_SAME});
+    tsr_test_pool_gradcheck(max_pool(3, 2, TSR_PADDING_SAME), 2, 7, 6, 3);
+    tsr_test_pool_gradcheck(max_pool(3, 1, TSR_PADDING_SAME), 2, 6, 5, 2);
+    tsr_test_pool_gradcheck(max_pool(2, 2, TSR_PADDING_SAME), 1, 6, 6, 2);
 }
 
 Test(max_pool2d, backward_matches_finite_differences_with_valid_padding)
 {
-    gradcheck_pool(2, 7, 6, 3, (pool_case){3, 2, TSR_PADDING_VALID});
-    gradcheck_pool(2, 6, 5, 2, (pool_case){2, 1, TSR_PADDING_VALID});
-}
-
-/* ---- oneDNN vs reference on the IMPALA pools ---- */
-
-static void pool_parity(int64_t n, int64_t h, int64_t c)
-{
-    tsr_tensor *x0 = new_uniform(TSR_DTYPE_F32, 4, TSR_SHAPE(n, h, h, c), -1, 1, (uint64_t)(h * c + n));
-    tsr_tensor *x[2], *y[2];
-    tsr_ctx *ctx[2];
-    for (int k = 0; k < 2; k++) {
-        ctx[k] = tsr_ctx_new(&(tsr_ctx_options){.backend = backends[k]});
-        x[k] = tsr_tensor_new(TSR_DTYPE_F32, 4, x0->shape);
-        tsr_tensor_copy(x[k], x0);
-        tsr_grad_reset(x[k], true);
-        tsr_ctx_begin_step(ctx[k]);
-        y[k] = tsr_max_pool2d(ctx[k], x[k], 3, 2, TSR_PADDING_SAME);
-    }
-    char what[128];
-    snprintf(what, sizeof what, "impala pool 3x3/2 SAME over (%lld,%lld,%lld,%lld)", (long long)n,
-             (long long)h, (long long)h, (long long)c);
-    cr_expect_eq(y[0]->shape[1], (h + 1) / 2, "%s: output rows", what);
-    tsr_test_allclose(y[0], y[1], 0, 0, what);
-    tsr_tensor *dy = new_uniform(TSR_DTYPE_F32, 4, y[0]->shape, -1, 1, 99);
-    for (int k = 0; k < 2; k++) tsr_backward_from(ctx[k], y[k], dy);
-    /* Overlapping windows sum up to four dy into one dx, in either order. */
-    tsr_test_allclose(tsr_grad_get(ctx[0], x[0]), tsr_grad_get(ctx[1], x[1]), 1e-6, 1e-6, what);
-    /* The same again, inference only: oneDNN's inference primitive. */
-    for (int k = 0; k < 2; k++) {
-        tsr_ctx_begin_step(ctx[k]);
-        tsr_ctx_set_grad(ctx[k], false);
-        y[k] = tsr_max_pool2d(ctx[k], x[k], 3, 2, TSR_PADDING_SAME);
-        cr_expect_eq(tsr_ctx_tape_length(ctx[k]), 0);
-    }
-    tsr_test_allclose(y[0], y[1], 0, 0, what);
-    for (int k = 0; k < 2; k++) {
-        tsr_tensor_free(x[k]);
-        tsr_ctx_free(ctx[k]);
-    }
-    tsr_tensor_free(x0);
-    tsr_tensor_free(dy);
+    tsr_test_pool_gradcheck(max_pool(3, 2, TSR_PADDING_VALID), 2, 7, 6, 3);
+    tsr_test_pool_gradcheck(max_pool(2, 1, TSR_PADDING_VALID), 2, 6, 5, 2);
 }
 
 Test(max_pool2d, onednn_matches_reference_on_the_impala_pools)
 {
+    /* A maximum is exact: the outputs agree bit for bit. */
     for (int64_t n = 1; n <= 32; n += 31) {
-        pool_parity(n, 84, 16);
-        pool_parity(n, 42, 32);
-        pool_parity(n, 21, 32);
+        tsr_test_pool_parity(max_pool(3, 2, TSR_PADDING_SAME), n, 84, 16, 0);
+        tsr_test_pool_parity(max_pool(3, 2, TSR_PADDING_SAME), n, 42, 32, 0);
+        tsr_test_pool_parity(max_pool(3, 2, TSR_PADDING_SAME), n, 21, 32, 0);
     }
 }
 
-/* ---- accumulation ---- */
-
 Test(max_pool2d, second_use_of_an_input_in_a_step_accumulates_its_gradient)
 {
-    for (int k = 0; k < 2; k++) {
-        tsr_ctx *ctx = tsr_ctx_new(&(tsr_ctx_options){.backend = backends[k]});
-        tsr_tensor *x = new_uniform(TSR_DTYPE_F32, 4, TSR_SHAPE(2, 9, 9, 4), -1, 1, 5);
-        tsr_tensor *dy = new_uniform(TSR_DTYPE_F32, 4, TSR_SHAPE(2, 5, 5, 4), -1, 1, 6);
-        tsr_grad_reset(x, true);
-        tsr_ctx_begin_step(ctx);
-        tsr_backward_from(ctx, tsr_max_pool2d(ctx, x, 3, 2, TSR_PADDING_SAME), dy);
-        tsr_tensor *once = tsr_tensor_new(TSR_DTYPE_F32, 4, x->shape);
-        tsr_tensor_copy(once, tsr_grad_get(ctx, x));
-        tsr_backward_from(ctx, tsr_max_pool2d(ctx, x, 3, 2, TSR_PADDING_SAME), dy);
-        for (int64_t i = 0; i < tsr_tensor_numel(once); i++) tsr_f32(once)[i] *= 2;
-        /* (a + b) + a + b against 2 (a + b): equal up to rounding. */
-        tsr_test_allclose(tsr_grad_get(ctx, x), once, 1e-6, 1e-6, backend_names[k]);
-        tsr_tensor_free(x);
-        tsr_tensor_free(dy);
-        tsr_tensor_free(once);
-        tsr_ctx_free(ctx);
-    }
+    tsr_test_pool_accumulates(max_pool(3, 2, TSR_PADDING_SAME), 2, 9, 4);
 }
 
 Test(max_pool2d, a_warm_step_allocates_nothing)
