@@ -227,9 +227,9 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
      * an indented line is refused, whatever inih made of it. */
     if (st->indented) {
         st->status = tsr_error_set(st->err, TSR_STATUS_FORMAT,
-                                   "%s: indented line (read as more of %s.%s's value '%s'); a "
-                                   "config value fits on one line, and keys start at the line's "
-                                   "start",
+                                   "%s: indented line, which inih reads as %s.%s = '%s' (more "
+                                   "of the key above, if there is one); config lines start at "
+                                   "the line's start, and a value fits on one line",
                                    origin, section, name, value);
         return 0;
     }
