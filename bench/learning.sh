@@ -98,7 +98,9 @@ run_all() {
 }
 ((summary_only)) || run_all
 
-# MinAtar paper, DQN at 5M frames (specs/minatar.md §6, read off the figure).
+# MinAtar paper (Young & Tian 2019), DQN at 5M frames: read off the
+# learning-curve figure of MinAtar's README (the moving average of the last
+# 100 training episodes, 30 seeds), so about ±1.
 paper() {
   case "$1" in
     asterix) echo 17 ;; breakout) echo 10 ;; freeway) echo 50 ;;
