@@ -385,6 +385,9 @@ static bool save_checkpoint(tsr_runner *runner, const tsr_run_config *cfg, const
     double megabytes = stat(path, &sb) == 0 ? (double)sb.st_size / 1e6 : NAN;
     printf("checkpoint %s: %.1f MB in %.2f s\n", path, megabytes,
            (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
+    /* Flushed now, so that in a log of stdout and stderr it comes before the
+     * next iteration's progress lines. */
+    fflush(stdout);
     return true;
 }
 
