@@ -155,8 +155,8 @@ run_key() {
       it=""
     done
     stats=$(printf '%s\n' "${values[@]:-}" | awk 'NF {n++; s+=$1; q+=$1*$1}
-      END {if (n == 0) print "-"; else {m=s/n; v=(n>1)?(q-n*m*m)/(n-1):0; if (v<0) v=0;
-      printf "%.2f ± %.2f", m, sqrt(v)}}')
+      END {if (n == 0) print "-"; else if (n == 1) printf "%.2f (1 run)", s;
+      else {m=s/n; v=(q-n*m*m)/(n-1); if (v<0) v=0; printf "%.2f ± %.2f", m, sqrt(v)}}')
     mean() { awk -v f="$1" 'NF {n++; s+=$1} END {if (n) printf f, s/n; else print "-"}'; }
     train=$(printf '%s\n' "${trains[@]:-}" | mean "%.2f")
     hour=$(printf '%s\n' "${hours[@]:-}" | mean "%.2f")
