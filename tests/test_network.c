@@ -3,18 +3,13 @@
 #include <string.h>
 
 #include "support/allclose.h"
+#include "support/files.h"
 #include "support/gradcheck.h"
 #include "tessera/tessera.h"
 
 static tsr_network_config config_from(const char *const *overrides, int n)
 {
-    tsr_run_schema schema;
-    tsr_run_schema_init(&schema);
-    tsr_run_config cfg;
-    tsr_error err;
-    cr_assert_eq(tsr_run_config_load(&schema, &cfg, NULL, (char *const *)overrides, n, &err),
-                 TSR_STATUS_OK, "%s", err.message);
-    return cfg.network;
+    return tsr_test_load_run_config(NULL, overrides, n).network;
 }
 
 #define CONFIG(...)                                                                            \

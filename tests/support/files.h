@@ -27,8 +27,8 @@ int tsr_test_run(const char *dir, const char *command, char **out, char **err);
  * same seed must agree on. Fails the test if the file or a column is missing. */
 char *tsr_test_metrics_without_wall_clock(const char *path);
 
-/* A run config from `path` (tsr_run_config_load) with `overrides`, or fails
- * the test with the loader's message. */
+/* A run config from `path` (NULL: the schema's defaults; tsr_run_config_load)
+ * with `overrides`, or fails the test with the loader's message. */
 tsr_run_config tsr_test_load_run_config(const char *path, const char *const *overrides, int count);
 
 /* TSR_TEST_OVERRIDES("run.seed=1", "agent.n_step=3") expands to the array and
