@@ -20,6 +20,8 @@
 #include "bench_util.h"
 #include "tessera/tessera.h"
 
+#define PROG "bench_eltwise" /* prefix of command-line errors */
+
 #define CHECK(call)                                                                            \
     do {                                                                                       \
         dnnl_status_t s_ = (call);                                                             \
@@ -224,14 +226,12 @@ int main(int argc, char **argv)
 {
     int threads[8] = {1, 2}, nthreads = 2;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
-            g_reps = atoi(argv[++i]);
-        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-            nthreads = 0;
-            for (char *tok = strtok(argv[++i], ","); tok && nthreads < 8; tok = strtok(NULL, ","))
-                threads[nthreads++] = atoi(tok);
+        long long v;
+        if (bench_int_option(PROG, argc, argv, &i, "--reps", 3, 64, &v)) {
+            g_reps = (int)v;
+        } else if (bench_threads_option(PROG, argc, argv, &i, threads, &nthreads, 8)) {
         } else {
-            fprintf(stderr, "usage: bench_eltwise [--reps N] [--threads LIST]\n");
+            fprintf(stderr, "usage: bench_eltwise [--reps N (3 to 64)] [--threads LIST (like 1,2)]\n");
             return 2;
         }
     }

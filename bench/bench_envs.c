@@ -21,6 +21,8 @@
 #include "bench_util.h"
 #include "tessera/tessera.h"
 
+#define PROG "bench_envs" /* prefix of command-line errors */
+
 enum { ACTION_RING = 1 << 16, MAX_OBS_BYTES = 1024 };
 
 static const double python_low = 70e3, python_high = 600e3;
@@ -138,14 +140,18 @@ int main(int argc, char **argv)
 {
     int reps = 7, batch = 256;
     long steps = 2000000;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--steps")) steps = atol(argv[i + 1]);
-    }
-    if (reps < 1 || batch < 1 || steps < 1) {
-        fprintf(stderr, "usage: bench_envs [--reps N >= 1] [--batch N >= 1] [--steps N >= 1]\n");
-        return 2;
+    for (int i = 1; i < argc; i++) {
+        long long v;
+        if (bench_int_option(PROG, argc, argv, &i, "--reps", 1, 64, &v)) {
+            reps = (int)v;
+        } else if (bench_int_option(PROG, argc, argv, &i, "--batch", 1, 1 << 20, &v)) {
+            batch = (int)v;
+        } else if (bench_int_option(PROG, argc, argv, &i, "--steps", 1, 1LL << 40, &v)) {
+            steps = (long)v;
+        } else {
+            fprintf(stderr, "usage: bench_envs [--reps N (1 to 64)] [--batch N] [--steps N]\n");
+            return 2;
+        }
     }
 
     int32_t *actions = tsr_malloc(ACTION_RING * sizeof *actions);

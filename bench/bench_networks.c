@@ -35,6 +35,8 @@
 #include "bench_util.h"
 #include "tessera/tessera.h"
 
+#define PROG "bench_networks" /* prefix of command-line errors */
+
 enum { MAX_THREAD_COUNTS = 8, NUM_ACTIONS = 6, WARMUP_STEPS = 5, MAX_REPS = 64 };
 
 static const double max_q_rel_diff = 1e-3;
@@ -207,17 +209,12 @@ int main(int argc, char **argv)
         long long v;
         if (!strcmp(argv[i], "--json")) {
             o.json = true;
-        } else if (!strcmp(argv[i], "--batch") && has_value && bench_parse_positive(argv[i + 1], &v)) {
+        } else if (bench_int_option(PROG, argc, argv, &i, "--batch", 1, 1 << 20, &v)) {
             o.batch = v;
-            i++;
-        } else if (!strcmp(argv[i], "--reps") && has_value && bench_parse_positive(argv[i + 1], &v) &&
-                   v >= 3 && v <= MAX_REPS) {
+        } else if (bench_int_option(PROG, argc, argv, &i, "--reps", 3, MAX_REPS, &v)) {
             o.reps = (int)v;
-            i++;
-        } else if (!strcmp(argv[i], "--threads") && has_value &&
-                   bench_parse_threads(argv[i + 1], o.threads, &o.num_thread_counts,
-                                       MAX_THREAD_COUNTS)) {
-            i++;
+        } else if (bench_threads_option(PROG, argc, argv, &i, o.threads, &o.num_thread_counts,
+                                        MAX_THREAD_COUNTS)) {
         } else if (!strcmp(argv[i], "--input") && has_value) {
             long long h, w, c;
             char tail;

@@ -21,6 +21,8 @@
 #include "bench_util.h"
 #include "tessera/tessera.h"
 
+#define PROG "bench_ops" /* prefix of command-line errors */
+
 #define CHECK(call)                                                                       \
     do {                                                                                  \
         dnnl_status_t s_ = (call);                                                        \
@@ -392,18 +394,15 @@ int main(int argc, char **argv)
     int thread_list[4] = {1, 2};
     int num_threads = 2;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
-            g_reps = atoi(argv[++i]);
-        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-            num_threads = 0;
-            for (char *tok = strtok(argv[++i], ","); tok && num_threads < 4; tok = strtok(NULL, ","))
-                thread_list[num_threads++] = atoi(tok);
+        long long v;
+        if (bench_int_option(PROG, argc, argv, &i, "--reps", 3, 64, &v)) {
+            g_reps = (int)v;
+        } else if (bench_threads_option(PROG, argc, argv, &i, thread_list, &num_threads, 4)) {
         } else {
-            fprintf(stderr, "usage: bench_ops [--reps N] [--threads 1,2]\n");
+            fprintf(stderr, "usage: bench_ops [--reps N (3 to 64)] [--threads LIST (like 1,2)]\n");
             return 2;
         }
     }
-    if (g_reps < 3 || g_reps > 64) g_reps = 15;
     CHECK(dnnl_engine_create(&g_engine, dnnl_cpu, 0));
     CHECK(dnnl_stream_create(&g_stream, g_engine, dnnl_stream_default_flags));
 

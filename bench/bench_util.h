@@ -2,7 +2,9 @@
 #ifndef TESSERA_BENCH_UTIL_H
 #define TESSERA_BENCH_UTIL_H
 
+#include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,16 +20,63 @@ static inline bool bench_parse_positive(const char *text, long long *out)
     return true;
 }
 
-/* "1,2" into threads[] (at most `max` counts, each 1..1024); false if bad. */
-static inline bool bench_parse_threads(char *text, int *threads, int *count, int max)
+/* Command-line options shared by the benchmarks. Each returns false when
+ * argv[*i] is not the option `name`; when it is, it consumes the value (and
+ * advances *i) or, for a missing or bad value, prints what is wrong and what is
+ * allowed, prefixed by `prog`, and exits with status 2. */
+static inline bool bench_int_option(const char *prog, int argc, char **argv, int *i,
+                                    const char *name, long long min, long long max, long long *out)
 {
-    *count = 0;
-    for (char *tok = strtok(text, ","); tok; tok = strtok(NULL, ",")) {
-        long long t;
-        if (*count == max || !bench_parse_positive(tok, &t) || t > 1024) return false;
-        threads[(*count)++] = (int)t;
+    if (strcmp(argv[*i], name)) return false;
+    if (*i + 1 == argc) {
+        fprintf(stderr, "%s: %s needs a value (a whole number from %lld to %lld)\n", prog, name,
+                min, max);
+        exit(2);
     }
-    return *count > 0;
+    const char *text = argv[++*i];
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (end == text || *end || errno || v < min || v > max) {
+        fprintf(stderr, "%s: %s '%s': must be a whole number from %lld to %lld\n", prog, name, text,
+                min, max);
+        exit(2);
+    }
+    *out = v;
+    return true;
+}
+
+/* --threads LIST: a comma-separated list of at most `max` thread counts, each
+ * from 1 to 1024. */
+static inline bool bench_threads_option(const char *prog, int argc, char **argv, int *i,
+                                        int *threads, int *count, int max)
+{
+    if (strcmp(argv[*i], "--threads")) return false;
+    if (*i + 1 == argc) {
+        fprintf(stderr, "%s: --threads needs a value, e.g. 1,2\n", prog);
+        exit(2);
+    }
+    const char *text = argv[++*i];
+    char copy[256];
+    int n = 0;
+    bool ok = strlen(text) < sizeof copy;
+    if (ok) {
+        strcpy(copy, text);
+        for (char *tok = strtok(copy, ","); ok && tok; tok = strtok(NULL, ",")) {
+            long long t;
+            ok = n < max && bench_parse_positive(tok, &t) && t <= 1024;
+            if (ok) threads[n++] = (int)t;
+        }
+    }
+    if (!ok || !n) {
+        fprintf(stderr,
+                "%s: --threads '%s': must be a comma-separated list of at most %d thread counts "
+                "from 1 to 1024, e.g. 1,2\n",
+                prog, text, max);
+        exit(2);
+    }
+    *count = n;
+    return true;
 }
 
 static inline double bench_now(void)

@@ -84,6 +84,8 @@
 #include "internal.h"
 #include "tessera/tessera.h"
 
+#define PROG "bench_workloads" /* prefix of command-line errors */
+
 #ifndef TSR_CONFIGS_DIR
 #define TSR_CONFIGS_DIR "configs"
 #endif
@@ -863,24 +865,17 @@ int main(int argc, char **argv)
             o.list_calls = true;
         } else if (!strcmp(argv[i], "--replay-memory")) {
             o.replay_memory = true;
-        } else if (!strcmp(argv[i], "--reps") && has_value && bench_parse_positive(argv[i + 1], &v) &&
-                   v >= 3 && v <= MAX_REPS) {
+        } else if (bench_int_option(PROG, argc, argv, &i, "--reps", 3, MAX_REPS, &v)) {
             o.reps = (int)v;
-            i++;
-        } else if (!strcmp(argv[i], "--e2e-steps") && has_value && bench_parse_positive(argv[i + 1], &v) &&
-                   v >= 1000) {
+        } else if (bench_int_option(PROG, argc, argv, &i, "--e2e-steps", 1000, 1LL << 40, &v)) {
             o.e2e_steps = v;
-            i++;
-        } else if (!strcmp(argv[i], "--threads") && has_value &&
-                   bench_parse_threads(argv[i + 1], o.threads, &o.num_thread_counts,
-                                       MAX_THREAD_COUNTS)) {
-            i++;
+        } else if (bench_threads_option(PROG, argc, argv, &i, o.threads, &o.num_thread_counts,
+                                        MAX_THREAD_COUNTS)) {
         } else if (!strcmp(argv[i], "--workloads") && has_value &&
                    parse_workloads(argv[i + 1], &o)) {
             i++;
-        } else if (!strcmp(argv[i], "--profile") && has_value && bench_parse_positive(argv[i + 1], &v)) {
+        } else if (bench_int_option(PROG, argc, argv, &i, "--profile", 1, 1LL << 40, &v)) {
             o.profile_calls = v;
-            i++;
         } else if (!strcmp(argv[i], "--configs") && has_value) {
             o.configs_dir = argv[++i];
         } else {
