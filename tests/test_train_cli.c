@@ -113,6 +113,24 @@ Test(train_cli, a_run_writes_its_config_metrics_and_checkpoints_and_evaluates,
     free(out);
     free(err);
 
+    /* eval names what is wrong with its RUN_DIR. */
+    snprintf(args, sizeof args, "eval %s/missing", tmpdir);
+    cr_expect_eq(tessera(args, &out, &err), 1);
+    cr_expect(strstr(err, "cannot read") && strstr(err, "No such file or directory"), "stderr: %s",
+              err);
+    free(out);
+    free(err);
+    snprintf(args, sizeof args, "eval %s/run/checkpoints/ckpt-000002.h5", tmpdir);
+    cr_expect_eq(tessera(args, &out, &err), 1);
+    cr_expect(strstr(err, "is not a directory: give the run directory"), "stderr: %s", err);
+    free(out);
+    free(err);
+    snprintf(args, sizeof args, "eval %s/run/checkpoints", tmpdir);
+    cr_expect_eq(tessera(args, &out, &err), 1);
+    cr_expect(strstr(err, "holds no config.ini: it is not a run directory"), "stderr: %s", err);
+    free(out);
+    free(err);
+
     /* A second run into the same directory is refused. */
     snprintf(args, sizeof args, "train %s --run-dir %s/run", SHORT_RUN, tmpdir);
     cr_expect_eq(tessera(args, &out, &err), 1);

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "tessera/tessera.h"
@@ -66,6 +68,20 @@ int tsr_cmd_eval(int argc, char **argv)
     }
     char config_path[4200], params_path[4200];
     snprintf(config_path, sizeof config_path, "%s/config.ini", run_dir);
+    struct stat sb;
+    if (stat(run_dir, &sb) != 0 || !S_ISDIR(sb.st_mode) || access(config_path, F_OK) != 0) {
+        if (stat(run_dir, &sb) != 0)
+            fprintf(stderr, "tessera eval: cannot read %s: %s\n", run_dir, strerror(errno));
+        else if (!S_ISDIR(sb.st_mode))
+            fprintf(stderr, "tessera eval: %s is not a directory: give the run directory (the "
+                            "one holding config.ini), and a checkpoint file with --checkpoint\n",
+                    run_dir);
+        else
+            fprintf(stderr, "tessera eval: %s holds no config.ini: it is not a run directory "
+                            "written by tessera train\n", run_dir);
+        free(overrides);
+        return 1;
+    }
 
     tsr_run_schema schema;
     tsr_run_schema_init(&schema);
