@@ -278,37 +278,41 @@ Test(add, aborts_when_b_is_not_a_trailing_shape_of_a, .signal = SIGABRT)
     tsr_add(ctx, &a, &b);
 }
 
-/* Runs a op b forward and backward on both backends and compares. */
-static void binary_parity(binary_kind kind, int ndim, const int64_t *shape, int b_ndim,
-                          const int64_t *b_shape, const char *what)
+/* oneDNN's binary primitive runs only same-shaped float32 operands without
+ * accumulation (src/ops_elementwise.c: with b broadcast it measured 2.5-4x
+ * slower, so broadcasts run the reference kernel on both backends and are
+ * covered by the finite-difference and expected-value tests above). The
+ * parity tests therefore compare what oneDNN computes: the forward, and for
+ * mul the gradient of a (dy * b, the same primitive). add's and sub's
+ * gradients are copies and row sums in plain C on both backends. */
+static void binary_parity(binary_kind kind, const int64_t *shape, const char *what)
 {
-    tsr_tensor *a = tsr_tensor_new(TSR_DTYPE_F32, ndim, shape);
-    tsr_tensor *b = tsr_tensor_new(TSR_DTYPE_F32, b_ndim, b_shape);
-    tsr_tensor *dy = tsr_tensor_new(TSR_DTYPE_F32, ndim, shape);
+    tsr_tensor *a = tsr_tensor_new(TSR_DTYPE_F32, 4, shape);
+    tsr_tensor *b = tsr_tensor_new(TSR_DTYPE_F32, 4, shape);
+    tsr_tensor *dy = tsr_tensor_new(TSR_DTYPE_F32, 4, shape);
     tsr_test_fill_uniform(a, -1, 1, 21);
     tsr_test_fill_uniform(b, -1, 1, 22);
     tsr_test_fill_uniform(dy, -1, 1, 23);
-    tsr_tensor *y[2], *da[2], *db[2];
+    tsr_tensor *y[2], *da[2];
     tsr_ctx *ctx[2];
     for (int k = 0; k < 2; k++) {
         ctx[k] = tsr_ctx_new(&(tsr_ctx_options){
             .backend = k ? TSR_BACKEND_REFERENCE : TSR_BACKEND_DNNL, .arena_bytes = 64 << 20});
         tsr_ctx_begin_step(ctx[k]);
         tsr_grad_reset(a, true);
-        tsr_grad_reset(b, true);
+        tsr_grad_reset(b, false);
         y[k] = apply_binary(ctx[k], kind, a, b);
         tsr_backward_from(ctx[k], y[k], dy);
         da[k] = tsr_grad_get(ctx[k], a);
-        db[k] = tsr_grad_get(ctx[k], b);
-        cr_assert(da[k] && db[k], "%s: missing gradients", what);
+        cr_assert(da[k], "%s: missing gradient", what);
     }
     char msg[160];
     snprintf(msg, sizeof msg, "%s forward: oneDNN vs reference", what);
     tsr_test_allclose(y[0], y[1], 1e-6, 1e-7, msg);
-    snprintf(msg, sizeof msg, "%s da: oneDNN vs reference", what);
-    tsr_test_allclose(da[0], da[1], 1e-6, 1e-7, msg);
-    snprintf(msg, sizeof msg, "%s db: oneDNN vs reference", what);
-    tsr_test_allclose(db[0], db[1], 1e-6, 1e-7, msg);
+    if (kind == KIND_MUL) {
+        snprintf(msg, sizeof msg, "%s da: oneDNN vs reference", what);
+        tsr_test_allclose(da[0], da[1], 1e-6, 1e-7, msg);
+    }
     for (int k = 0; k < 2; k++) tsr_ctx_free(ctx[k]);
     tsr_tensor_free(a);
     tsr_tensor_free(b);
@@ -318,37 +322,24 @@ static void binary_parity(binary_kind kind, int ndim, const int64_t *shape, int 
 Test(add, onednn_matches_reference_on_impala_residual_adds_at_batch_32)
 {
     /* The residual blocks of the three IMPALA stages (after each max pool). */
-    binary_parity(KIND_ADD, 4, TSR_SHAPE(32, 42, 42, 16), 4, TSR_SHAPE(32, 42, 42, 16),
-                  "residual add (32,42,42,16)");
-    binary_parity(KIND_ADD, 4, TSR_SHAPE(32, 21, 21, 32), 4, TSR_SHAPE(32, 21, 21, 32),
-                  "residual add (32,21,21,32)");
-    binary_parity(KIND_ADD, 4, TSR_SHAPE(32, 11, 11, 32), 4, TSR_SHAPE(32, 11, 11, 32),
-                  "residual add (32,11,11,32)");
+    binary_parity(KIND_ADD, TSR_SHAPE(32, 42, 42, 16), "residual add (32,42,42,16)");
+    binary_parity(KIND_ADD, TSR_SHAPE(32, 21, 21, 32), "residual add (32,21,21,32)");
+    binary_parity(KIND_ADD, TSR_SHAPE(32, 11, 11, 32), "residual add (32,11,11,32)");
 }
 
 Test(add, onednn_matches_reference_on_an_impala_residual_add_at_batch_1)
 {
-    binary_parity(KIND_ADD, 4, TSR_SHAPE(1, 42, 42, 16), 4, TSR_SHAPE(1, 42, 42, 16),
-                  "residual add (1,42,42,16)");
-}
-
-Test(add, onednn_matches_reference_when_broadcasting_a_channel_bias)
-{
-    binary_parity(KIND_ADD, 4, TSR_SHAPE(32, 21, 21, 32), 1, TSR_SHAPE(32),
-                  "bias add (32,21,21,32) + (32)");
+    binary_parity(KIND_ADD, TSR_SHAPE(1, 42, 42, 16), "residual add (1,42,42,16)");
 }
 
 Test(sub, onednn_matches_reference_on_a_nature_activation)
 {
-    binary_parity(KIND_SUB, 4, TSR_SHAPE(32, 11, 11, 64), 4, TSR_SHAPE(32, 11, 11, 64),
-                  "sub (32,11,11,64)");
+    binary_parity(KIND_SUB, TSR_SHAPE(32, 11, 11, 64), "sub (32,11,11,64)");
 }
 
-Test(mul, onednn_matches_reference_on_same_shape_and_broadcast_operands)
+Test(mul, onednn_matches_reference_forward_and_backward_on_a_minatar_activation)
 {
-    binary_parity(KIND_MUL, 2, TSR_SHAPE(32, 512), 2, TSR_SHAPE(32, 512), "mul (32,512)");
-    binary_parity(KIND_MUL, 4, TSR_SHAPE(32, 10, 10, 16), 1, TSR_SHAPE(16),
-                  "mul (32,10,10,16) * (16)");
+    binary_parity(KIND_MUL, TSR_SHAPE(32, 10, 10, 16), "mul (32,10,10,16)");
 }
 
 /* ---- scale ---- */
