@@ -63,6 +63,13 @@ tsr_status tsr_dormant_neurons(tsr_ctx *ctx, const tsr_tensor *activations, doub
             layer_mean += score[j];
         }
         layer_mean /= (double)(f ? f : 1);
+        /* NaN compares false with tau, so a diverged layer would count no
+         * neuron as dormant: report it instead of a plausible 0. */
+        if (!isfinite(layer_mean))
+            return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                                 "dormant_neurons: layer %lld of %s has non-finite activations "
+                                 "(NaN or Inf; has the network diverged?)",
+                                 (long long)layer, tsr_tensor_shape_str(activations, sa, sizeof sa));
         int64_t dormant = 0;
         for (int64_t j = 0; j < f; j++)
             /* A layer that is zero on the whole batch is entirely dormant. */

@@ -90,6 +90,25 @@ Test(dormant, a_negative_threshold_is_reported)
     cr_expect(strstr(err.message, "tau = -0.1"), "%s", err.message);
 }
 
+Test(dormant, non_finite_activations_are_reported_not_counted)
+{
+    /* Layer 1 of 2 holds a NaN, then an infinity: neither may pass as a
+     * layer with no dormant neuron. */
+    float a[2][2][2] = {{{1, 0}, {1, 0}}, {{1, 2}, {3, NAN}}};
+    tsr_tensor t = tsr_tensor_view(a, TSR_DTYPE_F32, 3, TSR_SHAPE(2, 2, 2));
+    tsr_dormant_stats total;
+    tsr_error err = {0};
+    cr_expect_eq(tsr_dormant_neurons(ctx, &t, 0.0, NULL, &total, &err),
+                 TSR_STATUS_INVALID_ARGUMENT);
+    cr_expect(strstr(err.message, "layer 1 of (2, 2, 2) has non-finite activations"), "%s",
+              err.message);
+    a[1][1][1] = INFINITY;
+    err.message[0] = 0;
+    cr_expect_eq(tsr_dormant_neurons(ctx, &t, 0.0, NULL, &total, &err),
+                 TSR_STATUS_INVALID_ARGUMENT);
+    cr_expect(strstr(err.message, "non-finite activations"), "%s", err.message);
+}
+
 Test(dormant, a_dead_expert_neuron_shows_in_the_soft_moe_hidden_statistics)
 {
     tsr_params p;

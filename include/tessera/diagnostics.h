@@ -57,7 +57,8 @@ static inline void tsr_dormant_stats_add(tsr_dormant_stats *a, tsr_dormant_stats
  * view tsr_tensor_reshape(x, 2, (N H W, C)). A layer whose activations are all
  * zero has every neuron dormant. per_layer (L entries, or NULL) receives each
  * layer's counts, *total the sum. Returns TSR_STATUS_INVALID_ARGUMENT when tau
- * is negative or not finite. */
+ * is negative or not finite, or when a layer holds a NaN or infinite
+ * activation (its counts would be meaningless). */
 tsr_status tsr_dormant_neurons(tsr_ctx *ctx, const tsr_tensor *activations, double tau,
                                tsr_dormant_stats *per_layer, tsr_dormant_stats *total,
                                tsr_error *err);
