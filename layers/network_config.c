@@ -80,6 +80,23 @@ tsr_status tsr_network_config_validate(const tsr_network_config *cfg, tsr_error 
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
                              "network.noisy_routing applies to head = topk, not head = %s",
                              tsr_head_names[cfg->head]);
+    if (cfg->head != TSR_HEAD_SOFTMOE && cfg->router_normalization)
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "network.router_normalization applies to head = softmoe, not head = %s",
+                             tsr_head_names[cfg->head]);
+    if (cfg->head != TSR_HEAD_DENSE && cfg->scale_hidden_by_experts)
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "network.scale_hidden_by_experts widens head = dense (the MoE "
+                             "heads' experts have network.hidden units), not head = %s",
+                             tsr_head_names[cfg->head]);
+    if (cfg->head == TSR_HEAD_DENSE && cfg->extra_dense)
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "network.extra_dense adds a dense layer after an MoE head; "
+                             "head = dense has its hidden layer already");
+    if (cfg->encoder == TSR_ENCODER_MLP && (cfg->width_scale != 1 || cfg->padding != TSR_PADDING_SAME))
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "network.width_scale and network.padding apply to the conv encoders; "
+                             "encoder = mlp takes its widths from network.mlp_hidden");
     if (cfg->head == TSR_HEAD_DENSE && cfg->tokens != TSR_TOKENS_PER_CONV)
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
                              "network.tokens applies to the MoE heads; head = dense flattens");

@@ -117,9 +117,44 @@ Test(network, cross_key_errors_name_the_keys)
     tsr_run_schema_init(&schema);
     tsr_run_config cfg;
     tsr_error err;
-    char *bad[] = {"network.mix_mode=none"};
-    cr_expect_eq(tsr_run_config_load(&schema, &cfg, NULL, bad, 1, &err), TSR_STATUS_INVALID_ARGUMENT);
-    cr_expect(strstr(err.message, "network.mix_mode"), "%s", err.message);
+    /* Each key that a head or encoder does not read is an error with it, not
+     * silently ignored (the default head is dense, the default encoder nature). */
+    static const struct {
+        const char *set[2];
+        const char *message;
+    } cases[] = {
+        {{"network.mix_mode=none"}, "network.random_router and network.mix_mode apply to head = softmoe"},
+        {{"network.random_router=true", "network.head=topk"}, "apply to head = softmoe, not head = topk"},
+        {{"network.noisy_routing=true", "network.head=softmoe"}, "network.noisy_routing applies to head = topk"},
+        {{"network.tokens=per_patch"}, "network.tokens applies to the MoE heads"},
+        {{"network.padding=valid", "network.encoder=impala"}, "not available for encoder = impala"},
+        {{"network.router_normalization=true", "network.head=topk"},
+         "network.router_normalization applies to head = softmoe, not head = topk"},
+        {{"network.scale_hidden_by_experts=true", "network.head=softmoe"},
+         "network.scale_hidden_by_experts widens head = dense"},
+        {{"network.extra_dense=true"}, "network.extra_dense adds a dense layer after an MoE head"},
+        {{"network.encoder=mlp", "network.width_scale=2"},
+         "network.width_scale and network.padding apply to the conv encoders"},
+        {{"network.encoder=mlp", "network.padding=valid"},
+         "network.width_scale and network.padding apply to the conv encoders"},
+        {{"network.encoder=mlp", "network.head=softmoe"}, "encoder = mlp takes head = dense"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *set[2] = {(char *)cases[i].set[0], (char *)cases[i].set[1]};
+        int n = set[1] ? 2 : 1;
+        err.message[0] = 0;
+        cr_expect_eq(tsr_run_config_load(&schema, &cfg, NULL, set, n, &err),
+                     TSR_STATUS_INVALID_ARGUMENT, "%s: accepted", set[0]);
+        cr_expect(strstr(err.message, cases[i].message), "%s: %s", set[0], err.message);
+    }
+    /* With the head they belong to, the same keys are fine. */
+    char *good[] = {"network.head=softmoe", "network.router_normalization=true",
+                    "network.extra_dense=true"};
+    cr_expect_eq(tsr_run_config_load(&schema, &cfg, NULL, good, 3, &err), TSR_STATUS_OK, "%s",
+                 err.message);
+    char *good_dense[] = {"network.scale_hidden_by_experts=true", "network.num_experts=4"};
+    cr_expect_eq(tsr_run_config_load(&schema, &cfg, NULL, good_dense, 2, &err), TSR_STATUS_OK,
+                 "%s", err.message);
     char *bad_env[] = {"env.name=minatar/pong"};
     cr_expect_eq(tsr_run_config_load(&schema, &cfg, NULL, bad_env, 1, &err), TSR_STATUS_INVALID_ARGUMENT);
     cr_expect(strstr(err.message, "minatar/breakout"), "lists valid names: %s", err.message);
