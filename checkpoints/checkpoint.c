@@ -678,8 +678,13 @@ tsr_status tsr_checkpoint_find_latest(const char *run_dir, char *path, size_t si
         if (log) fprintf(log, "tessera: skipping checkpoint: %s\n", why.message);
     }
     tsr_free(its);
-    return tsr_error_set(err, TSR_STATUS_IO, "%s/checkpoints holds no complete checkpoint%s",
-                         run_dir, count ? " (see the skipped files above)" : "");
+    if (count)
+        return tsr_error_set(err, TSR_STATUS_FORMAT,
+                             "none of the %lld checkpoint%s in %s/checkpoints is complete (see "
+                             "the skipped files above)",
+                             (long long)count, count == 1 ? "" : "s", run_dir);
+    return tsr_error_set(err, TSR_STATUS_IO, "%s/checkpoints holds no complete checkpoint",
+                         run_dir);
 }
 
 tsr_status tsr_checkpoint_remove_old(const char *run_dir, int64_t keep, tsr_error *err)

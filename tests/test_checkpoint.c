@@ -484,6 +484,17 @@ Test(checkpoint, the_newest_complete_checkpoint_is_found_and_old_ones_removed,
     cr_expect(strstr(found, "ckpt-000004.h5"), "%s", found);
     cr_expect(strstr(log_text, "skipping checkpoint") && strstr(log_text, "ckpt-000006.h5"), "%s",
               log_text);
+    /* Checkpoint files of which none is complete are told apart from none. */
+    char damaged[256];
+    snprintf(damaged, sizeof damaged, "%s/damaged", tmpdir);
+    snprintf(path, sizeof path, "%s/checkpoints", damaged);
+    cr_assert_eq(mkdir(damaged, 0700), 0);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    tsr_checkpoint_path(damaged, 3, path, sizeof path);
+    write_bytes(path, "\x89HDF\r\n\x1a\n", 8);
+    cr_expect_eq(tsr_checkpoint_find_latest(damaged, found, sizeof found, &iteration, NULL, &err),
+                 TSR_STATUS_FORMAT);
+    cr_expect(strstr(err.message, "none of the 1 checkpoint in"), "%s", err.message);
 
     cr_assert_eq(tsr_checkpoint_remove_old(tmpdir, 2, &err), TSR_STATUS_OK, "%s", err.message);
     bool expected_present[7] = {false, false, false, false, true, false, true};

@@ -273,6 +273,25 @@ Test(checkpoint_cli, resuming_a_finished_run_changes_nothing_and_train_refuses_i
     free(out);
     free(err);
 
+    /* Every checkpoint damaged (the resume above rewrote the second): resume
+     * refuses, and the metrics survive. */
+    for (int it = 1; it <= 2; it++) {
+        snprintf(path, sizeof path, "%s/checkpoints/ckpt-%06d.h5", dir, it);
+        f = fopen(path, "wb");
+        fputs("garbage", f);
+        fclose(f);
+    }
+    before = metrics_without_speed(dir);
+    cr_expect_eq(tessera(resume, &out, &err), 1, "%s", out);
+    cr_expect(strstr(err, "none of the 2 checkpoints") && strstr(err, "Nothing was changed"), "%s",
+              err);
+    free(out);
+    free(err);
+    after = metrics_without_speed(dir);
+    cr_expect_str_eq(before, after);
+    free(before);
+    free(after);
+
     snprintf(args, sizeof args, "train --resume %s/nowhere", tmpdir);
     cr_expect_eq(tessera(args, &out, &err), 1);
     cr_expect(strstr(err, "no checkpoint and no config.ini"), "%s", err);

@@ -114,7 +114,8 @@ void tsr_checkpoint_path(const char *run_dir, int64_t iteration, char *out, size
 /* The newest complete checkpoint of a run directory: the one with the
  * highest iteration that opens as a complete checkpoint (newer files that do
  * not are reported on `log`, which may be NULL, and skipped). Returns
- * TSR_STATUS_IO when there is none, with a message saying so. */
+ * TSR_STATUS_IO when the run has no checkpoint file, and TSR_STATUS_FORMAT
+ * when it has some but none is complete, with a message saying which. */
 tsr_status tsr_checkpoint_find_latest(const char *run_dir, char *path, size_t size,
                                       int64_t *iteration, FILE *log, tsr_error *err);
 /* Removes all but the newest `keep` (>= 1) checkpoint files, and stray

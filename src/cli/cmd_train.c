@@ -282,8 +282,16 @@ static int prepare(train_args *a, const tsr_run_schema *schema, tsr_run_config *
         char checkpoint[4700], config_path[4700];
         int64_t iteration = 0;
         snprintf(config_path, sizeof config_path, "%s/config.ini", run_dir);
-        if (tsr_checkpoint_find_latest(run_dir, checkpoint, sizeof checkpoint, &iteration, stderr,
-                                       &err) != TSR_STATUS_OK) {
+        tsr_status found = tsr_checkpoint_find_latest(run_dir, checkpoint, sizeof checkpoint,
+                                                      &iteration, stderr, &err);
+        if (found == TSR_STATUS_FORMAT) {
+            /* Starting over would overwrite the run's metric files. */
+            fprintf(stderr, "tessera train: cannot resume %s: %s. Nothing was changed; to start "
+                            "the run over, move its checkpoints directory away.\n",
+                    run_dir, err.message);
+            return 1;
+        }
+        if (found != TSR_STATUS_OK) {
             if (access(config_path, R_OK) != 0) {
                 fprintf(stderr, "tessera train: cannot resume %s: no checkpoint and no "
                                 "config.ini (is it a run directory?)\n", run_dir);
