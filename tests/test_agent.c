@@ -89,14 +89,31 @@ Test(agent, a_noisy_network_explores_with_epsilon_zero)
 {
     tsr_run_config cfg = load(NULL, OVERRIDES("network.encoder=mlp", "network.hidden=8",
                                               "network.mlp_hidden=8", "network.noisy=true",
-                                              "agent.min_replay_history=20",
+                                              "agent.min_replay_history=500", "agent.epsilon_eval=0",
                                               "agent.batch_size=4", "agent.replay_capacity=1000"));
     tsr_agent *agent = vector_agent(&cfg);
-    float obs[4] = {0};
-    tsr_agent_begin_episode(agent, obs);
-    cr_expect_eq(tsr_agent_last_epsilon(agent), 0.0);
-    tsr_agent_step(agent, 1.0f, obs);
-    cr_expect_eq(tsr_agent_last_epsilon(agent), 0.0);
+    float obs[4] = {0.5f, -0.25f, 0.75f, 0.1f};
+    /* One observation throughout and no update (200 steps < 500): in
+     * training, fresh noise each step is all that can change the action; in
+     * evaluation the noise is off (the means), so the action is fixed. */
+    int counts[2][2] = {{0}};
+    for (int eval = 0; eval < 2; eval++) {
+        tsr_agent_set_eval_mode(agent, eval);
+        counts[eval][tsr_agent_begin_episode(agent, obs)]++;
+        cr_expect_eq(tsr_agent_last_epsilon(agent), 0.0);
+        for (int k = 1; k < 200; k++) {
+            int32_t action = tsr_agent_step(agent, 1.0f, obs);
+            cr_assert(action == 0 || action == 1, "action %d", action);
+            counts[eval][action]++;
+            cr_expect_eq(tsr_agent_last_epsilon(agent), 0.0);
+        }
+    }
+    cr_expect(counts[0][0] >= 10 && counts[0][1] >= 10,
+              "training with noise took actions 0 and 1 %d and %d times", counts[0][0],
+              counts[0][1]);
+    cr_expect(counts[1][0] == 200 || counts[1][1] == 200,
+              "evaluation without noise took actions 0 and 1 %d and %d times", counts[1][0],
+              counts[1][1]);
     tsr_agent_free(agent);
 }
 
