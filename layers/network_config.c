@@ -18,7 +18,8 @@ const char *const tsr_network_init_names[] = {"dqn", "rainbow", NULL};
 
 static const tsr_config_key network_keys[] = {
     KEY(encoder, TSR_CONFIG_ENUM, 0, 0, tsr_encoder_names, "nature",
-        "encoder: Nature DQN CNN, IMPALA ResNet (16, 32, 32 channels) or MinAtar conv"),
+        "encoder: Nature DQN CNN, IMPALA ResNet (16, 32, 32 channels), MinAtar conv, or an MLP "
+        "for vector observations"),
     KEY(width_scale, TSR_CONFIG_INT, 1, 64, NULL, "1", "multiplier of the encoder's channels"),
     KEY(padding, TSR_CONFIG_ENUM, 0, 0, tsr_padding_names, "same",
         "padding of the Nature and MinAtar convs (IMPALA is always same)"),

@@ -13,7 +13,8 @@ static const tsr_config_key env_keys[] = {
     ENV_KEY(name, TSR_CONFIG_STRING, 0, 0, "minatar/breakout",
             "minatar/{asterix,breakout,freeway,seaquest,space_invaders} or classic/cartpole"),
     ENV_KEY(sticky_action_prob, TSR_CONFIG_DOUBLE, 0, 1, "0.1",
-            "probability of repeating the previous action (MinAtar's default; 0 for CartPole)"),
+            "probability of repeating the previous action (MinAtar's 0.1, for every game: "
+            "CartPole configs set 0, as configs/base/cartpole_*.ini do)"),
     ENV_KEY(difficulty_ramping, TSR_CONFIG_BOOL, 0, 0, "true",
             "asterix, seaquest, space_invaders: speed up over time"),
     ENV_KEY(minimal_action_set, TSR_CONFIG_BOOL, 0, 0, "false",
@@ -99,7 +100,8 @@ static const tsr_config_key run_keys[] = {
     RUN_KEY(evaluation_episodes, TSR_CONFIG_INT, 0, 1e9, "10",
             "episodes with epsilon_eval after each iteration; 0 skips evaluation"),
     RUN_KEY(max_episode_steps, TSR_CONFIG_INT, 1, 1e12, "27000",
-            "agent steps after which an episode is truncated"),
+            "agent steps after which an episode is truncated (CartPole also truncates at its "
+            "own 500)"),
     RUN_KEY(log_every, TSR_CONFIG_INT, 1, 1e12, "10000",
             "agent steps between progress lines when stderr is not a terminal"),
     RUN_KEY(dormant_threshold, TSR_CONFIG_DOUBLE, 0, 1e6, "0",

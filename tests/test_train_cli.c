@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "support/files.h"
+#include "tessera/tessera.h"
 
 static char tmpdir[64];
 
@@ -23,6 +24,36 @@ static int tessera(const char *args, char **out, char **err)
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "%s %s", TSR_TESSERA_EXE, args);
     return tsr_test_run(tmpdir, cmd, out, err);
+}
+
+Test(train_cli, keys_lists_every_key_of_the_schema_with_its_default, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    tsr_run_schema schema;
+    tsr_run_schema_init(&schema);
+    char *out, *err, line[512];
+    cr_assert_eq(tessera("keys", &out, &err), 0, "%s", err);
+    for (int i = 0; i < schema.schema.count; i++) {
+        const tsr_config_key *k = &schema.schema.keys[i];
+        snprintf(line, sizeof line, "\n%s = %s\n", k->name, k->default_value);
+        cr_expect(strstr(out, line), "'%s.%s' is missing", k->section, k->name);
+    }
+    cr_expect(strstr(out, "[agent]") && strstr(out, "[optimizer]"), "%s", out);
+    cr_expect(strstr(out, "\nkind = mse\n    one of: mse, huber, c51, twohot, hlgauss;"), "%s",
+              out);
+    free(out);
+    free(err);
+    /* One section, and a section that does not exist. */
+    cr_assert_eq(tessera("keys optimizer", &out, &err), 0, "%s", err);
+    cr_expect(!strncmp(out, "[optimizer]\n", 12) && !strstr(out, "[agent]") &&
+                  strstr(out, "\nbeta2 = 0.999\n    number 0 to 1; "), "%s", out);
+    free(out);
+    free(err);
+    cr_expect_eq(tessera("keys optimiser", &out, &err), 1);
+    cr_expect(strstr(err, "no section 'optimiser'; the sections are env, network, loss, pruning, "
+                          "agent, optimizer, run"), "%s", err);
+    free(out);
+    free(err);
 }
 
 /* A short CartPole run: 2 iterations of 600 steps, 2 evaluation episodes. */

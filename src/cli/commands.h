@@ -11,5 +11,6 @@ int tsr_cmd_eval(int argc, char **argv);
 int tsr_cmd_inspect(int argc, char **argv);
 int tsr_cmd_report(int argc, char **argv);
 int tsr_cmd_sweep(int argc, char **argv);
+int tsr_cmd_keys(int argc, char **argv);
 
 #endif

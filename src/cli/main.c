@@ -15,6 +15,7 @@ static const command commands[] = {
     {"summary", tsr_cmd_summary, "summary CONFIG [...]    every layer of a network: shape, parameters, FLOPs"},
     {"version", tsr_cmd_version, "version                 print the tessera and oneDNN versions"},
     {"env", tsr_cmd_env, "env run NAME | env list play an environment with a random policy"},
+    {"keys", tsr_cmd_keys, "keys [SECTION]          every config key: default, allowed values, meaning"},
     {"train", tsr_cmd_train, "train CONFIG [...]      train an agent (or --resume RUN_DIR); logs, checkpoints"},
     {"eval", tsr_cmd_eval, "eval RUN_DIR [...]      evaluate a run's newest checkpoint"},
     {"inspect", tsr_cmd_inspect, "inspect CHECKPOINT      counters, tensors and config of a checkpoint"},
