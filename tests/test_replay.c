@@ -8,76 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "support/allocations.h"
 #include "tessera/replay.h"
 #include "tessera/rng.h"
-
-/* ------------------------------------------------------------------------ */
-/* Allocation counter                                                       */
-/* ------------------------------------------------------------------------ */
-
-/* Every allocation made while adding, sampling and updating is counted. Without
- * a sanitizer the test executable replaces malloc and friends with counting
- * forwarders to glibc's own allocator (tessera is linked statically into it, so
- * the library's allocations all pass through them). AddressSanitizer owns the
- * allocator itself, so under it the count comes from its allocation hook. */
-#if defined(__SANITIZE_ADDRESS__)
-#define ALLOCATION_COUNTER_HOOK 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define ALLOCATION_COUNTER_HOOK 1
-#endif
-#endif
-#if !defined(ALLOCATION_COUNTER_HOOK) && defined(__GLIBC__)
-#define ALLOCATION_COUNTER_REPLACEMENT 1
-#endif
-
-static _Thread_local long allocations;
-
-#if defined(ALLOCATION_COUNTER_HOOK)
-/* Declared in <sanitizer/allocator_interface.h>, which GCC does not install. */
-int __sanitizer_install_malloc_and_free_hooks(void (*malloc_hook)(const volatile void *, size_t),
-                                              void (*free_hook)(const volatile void *));
-static void count_allocation(const volatile void *ptr, size_t size)
-{
-    (void)ptr, (void)size;
-    allocations++;
-}
-static void ignore_free(const volatile void *ptr) { (void)ptr; }
-static bool start_counting_allocations(void)
-{
-    /* Returns 0 when no hook slot was free (both hooks must be given). */
-    return __sanitizer_install_malloc_and_free_hooks(count_allocation, ignore_free) != 0;
-}
-#elif defined(ALLOCATION_COUNTER_REPLACEMENT)
-extern void *__libc_malloc(size_t size);
-extern void *__libc_calloc(size_t count, size_t size);
-extern void *__libc_realloc(void *ptr, size_t size);
-extern void *__libc_memalign(size_t alignment, size_t size);
-
-void *malloc(size_t size)
-{
-    allocations++;
-    return __libc_malloc(size);
-}
-void *calloc(size_t count, size_t size)
-{
-    allocations++;
-    return __libc_calloc(count, size);
-}
-void *realloc(void *ptr, size_t size)
-{
-    allocations++;
-    return __libc_realloc(ptr, size);
-}
-void *aligned_alloc(size_t alignment, size_t size)
-{
-    allocations++;
-    return __libc_memalign(alignment, size);
-}
-static bool start_counting_allocations(void) { return true; }
-#else
-static bool start_counting_allocations(void) { return false; }
-#endif
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
@@ -747,7 +680,7 @@ Test(replay, a_seed_fixes_every_batch)
 
 Test(replay, adding_sampling_and_updating_allocate_nothing)
 {
-    if (!start_counting_allocations()) cr_skip_test("no allocation counter on this platform");
+    if (!tsr_test_count_allocations()) cr_skip_test("no allocation counter on this platform");
     tsr_replay_options o = minatar_options(256, 4, true);
     o.n_step = 3;
     o.prioritized = true;
@@ -757,7 +690,7 @@ Test(replay, adding_sampling_and_updating_allocate_nothing)
     tsr_replay_batch *b = tsr_replay_batch_new(r, 32);
     uint8_t frame[400] = {0};
     float losses[32];
-    long before = allocations;
+    long before = tsr_test_allocations();
     for (int s = 0; s < 1000; s++) {
         frame[s % 400] ^= 1u;
         tsr_replay_add(r, frame, s % 3, 1.0f, s % 50 == 49, s % 70 == 69);
@@ -766,10 +699,10 @@ Test(replay, adding_sampling_and_updating_allocate_nothing)
         for (int i = 0; i < 32; i++) losses[i] = (float)i;
         tsr_replay_update_priorities(r, b->indices, losses, 32);
     }
-    long during = allocations - before;
+    long during = tsr_test_allocations() - before;
     /* The counter sees allocations: a batch allocates. */
     tsr_replay_batch *probe = tsr_replay_batch_new(r, 1);
-    cr_expect_gt(allocations - before - during, 0, "the allocation counter is not counting");
+    cr_expect_gt(tsr_test_allocations() - before - during, 0, "the allocation counter is not counting");
     cr_expect_eq(during, 0, "%ld allocations while adding and sampling", during);
     tsr_replay_batch_free(probe);
     tsr_replay_batch_free(b);
