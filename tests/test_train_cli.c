@@ -56,6 +56,33 @@ Test(train_cli, keys_lists_every_key_of_the_schema_with_its_default, .init = mak
     free(err);
 }
 
+Test(train_cli, env_summary_and_version_name_an_option_that_does_not_apply, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    static const struct {
+        const char *args, *message;
+    } cases[] = {
+        {"env run minatar/breakout --no-ramping", "minatar/breakout has no difficulty ramping"},
+        {"env run minatar/asterix --threshold 0.3", "--threshold applies to --continuous actions"},
+        {"summary - --bogus", "unknown or incomplete option '--bogus'"},
+        {"summary - --batch 99999999999999999999", "is not a positive integer"},
+        {"version now", "takes no arguments (got 'now')"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out, *err;
+        cr_expect_eq(tessera(cases[i].args, &out, &err), 2, "%s", cases[i].args);
+        cr_expect(strstr(err, cases[i].message), "%s: %s", cases[i].args, err);
+        free(out);
+        free(err);
+    }
+    /* Where they apply, the options work. */
+    char *out, *err;
+    cr_expect_eq(tessera("env run minatar/asterix --no-ramping --episodes 1", &out, &err), 0, "%s",
+                 err);
+    free(out);
+    free(err);
+}
+
 /* A short CartPole run: 2 iterations of 600 steps, 2 evaluation episodes. */
 #define SHORT_RUN                                                                                 \
     TSR_CONFIGS_DIR "/cartpole/dqn.ini --set run.iterations=2 --set run.training_steps=600 "      \

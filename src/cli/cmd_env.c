@@ -130,13 +130,19 @@ static int cmd_run(int argc, char **argv)
     }
     tsr_env_options options = tsr_env_default_options(game);
     uint64_t episodes = 10, seed = 0;
-    bool json = false;
+    bool json = false, threshold_set = false;
 
     for (int i = 2; i < argc; i++) {
         const char *arg = argv[i], *value;
         if (!strcmp(arg, "--json")) {
             json = true;
         } else if (!strcmp(arg, "--no-ramping")) {
+            if (game != TSR_ENV_GAME_ASTERIX && game != TSR_ENV_GAME_SEAQUEST &&
+                game != TSR_ENV_GAME_SPACE_INVADERS) {
+                fprintf(stderr, "tessera env run: --no-ramping: %s has no difficulty ramping "
+                                "(asterix, seaquest and space_invaders do)\n", argv[1]);
+                return 2;
+            }
             options.difficulty_ramping = false;
         } else if (!strcmp(arg, "--minimal-actions")) {
             options.minimal_action_set = true;
@@ -165,6 +171,7 @@ static int cmd_run(int argc, char **argv)
             }
         } else if (!strcmp(arg, "--threshold")) {
             if (!(value = option_value(argc, argv, &i))) return 2;
+            threshold_set = true;
             if (!parse_double(value, &options.continuous_threshold)) {
                 fprintf(stderr, "tessera env run: --threshold wants a number in [0, 1), "
                                 "got '%s'\n", value);
@@ -186,6 +193,10 @@ static int cmd_run(int argc, char **argv)
         }
     }
 
+    if (threshold_set && !options.continuous) {
+        fprintf(stderr, "tessera env run: --threshold applies to --continuous actions\n");
+        return 2;
+    }
     tsr_env env;
     if (tsr_env_init(&env, game, &options, seed, &err) != TSR_STATUS_OK) {
         fprintf(stderr, "tessera env run: %s\n", err.message);

@@ -1,5 +1,6 @@
 /* cmd_summary.c — `tessera summary CONFIG`: every layer of the configured
  * network with its output shape, parameters and forward FLOPs. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +24,9 @@ static int usage(void)
 static bool parse_count(const char *text, int64_t *out)
 {
     char *end;
+    errno = 0;
     long long v = strtoll(text, &end, 10);
-    if (end == text || *end || v < 1) return false;
+    if (end == text || *end || errno || v < 1) return false;
     *out = v;
     return true;
 }
@@ -62,6 +64,7 @@ int tsr_cmd_summary(int argc, char **argv)
             }
             i++;
         } else {
+            fprintf(stderr, "tessera summary: unknown or incomplete option '%s'\n\n", argv[i]);
             free(overrides);
             return usage();
         }

@@ -7,8 +7,10 @@
 
 int tsr_cmd_version(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
+    if (argc > 1) {
+        fprintf(stderr, "tessera version takes no arguments (got '%s')\n", argv[1]);
+        return 2;
+    }
     const dnnl_version_t *v = dnnl_version();
     printf("tessera %s\noneDNN %d.%d.%d (cpu runtime %s)\n", TESSERA_VERSION, v->major, v->minor,
            v->patch, v->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "other");
