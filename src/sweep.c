@@ -795,11 +795,21 @@ tsr_status tsr_sweep_run_state_get(const tsr_sweep *sweep, int64_t run,
                                path, key->section, key->name, a, sweep->path, b);
     }
     /* `tessera train` writes a row once its iteration is complete (an
-     * iteration cut short by Ctrl-C is printed, not written). */
+     * iteration cut short by Ctrl-C is printed, not written), then its
+     * checkpoint. A run killed while saving its final checkpoint has its last
+     * row and the checkpoint's temporary file, without the checkpoint: it is
+     * unfinished (a resume redoes the last iteration and saves). Finished runs
+     * whose checkpoints were deleted to save disk stay finished. */
     int64_t last = 0;
     if (st == TSR_STATUS_OK) st = tsr_run_dir_last_iteration(r->dir, &last, err);
-    if (st == TSR_STATUS_OK)
-        *state = last >= stored->run.iterations ? TSR_SWEEP_RUN_FINISHED : TSR_SWEEP_RUN_UNFINISHED;
+    if (st == TSR_STATUS_OK) {
+        char final[4400], cut[4500];
+        tsr_checkpoint_path(r->dir, stored->run.iterations, final, sizeof final);
+        snprintf(cut, sizeof cut, "%s.tmp", final);
+        bool save_cut = access(cut, F_OK) == 0 && access(final, F_OK) != 0;
+        *state = last >= stored->run.iterations && !save_cut ? TSR_SWEEP_RUN_FINISHED
+                                                             : TSR_SWEEP_RUN_UNFINISHED;
+    }
     tsr_free(stored);
     return st;
 }

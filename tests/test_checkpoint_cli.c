@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "support/files.h"
+#include "tessera/tessera.h"
 
 static char tmpdir[64];
 
@@ -297,6 +298,47 @@ Test(checkpoint_cli, resuming_a_finished_run_changes_nothing_and_train_refuses_i
     cr_expect(strstr(err, "no checkpoint and no config.ini"), "%s", err);
     free(out);
     free(err);
+}
+
+Test(checkpoint_cli, a_failed_final_save_withdraws_the_last_metric_row, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    /* The final checkpoint cannot be written (a directory is in the way of
+     * its temporary file): the run exits 1, and its metrics no longer say it
+     * finished, so `tessera sweep` resumes it rather than skipping it. */
+    char args[4096], dir[256], path[512], *out, *err;
+    snprintf(dir, sizeof dir, "%s/run", tmpdir);
+    snprintf(path, sizeof path, "mkdir -p %s/checkpoints/ckpt-000001.h5.tmp", dir);
+    cr_assert_eq(system(path), 0);
+    snprintf(args, sizeof args,
+             "train %s/cartpole/dqn.ini --quiet --run-dir %s --set run.iterations=1 "
+             "--set run.training_steps=300 --set run.evaluation_episodes=1 "
+             "--set agent.min_replay_history=100",
+             TSR_CONFIGS_DIR, dir);
+    cr_expect_eq(tessera(args, &out, &err), 1, "%s", out);
+    cr_expect(strstr(err, "checkpoint of iteration 1 failed") &&
+                  strstr(err, "metric rows after iteration 0 (the newest checkpoint) are withdrawn"),
+              "%s", err);
+    free(out);
+    free(err);
+    int64_t last = -1;
+    tsr_error e;
+    cr_assert_eq(tsr_run_dir_last_iteration(dir, &last, &e), TSR_STATUS_OK, "%s", e.message);
+    cr_expect_eq(last, 0);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    char *json = slurp(path);
+    cr_expect_str_empty(json);
+    free(json);
+
+    /* With the way clear, a resume runs it to the end. */
+    snprintf(path, sizeof path, "rmdir %s/checkpoints/ckpt-000001.h5.tmp", dir);
+    cr_assert_eq(system(path), 0);
+    snprintf(args, sizeof args, "train --resume %s --quiet", dir);
+    cr_expect_eq(tessera(args, &out, &err), 0, "%s", err);
+    free(out);
+    free(err);
+    cr_assert_eq(tsr_run_dir_last_iteration(dir, &last, &e), TSR_STATUS_OK, "%s", e.message);
+    cr_expect_eq(last, 1);
 }
 
 /* ---- reading the file --------------------------------------------------------------- */

@@ -301,6 +301,14 @@ static void write_config(const char *dir, const tsr_run_schema *schema, const ts
     fclose(f);
 }
 
+static void write_bytes_to(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
 static void write_metrics(const char *dir, const char *rows)
 {
     char path[512];
@@ -345,6 +353,26 @@ Test(sweep, a_run_is_new_unfinished_or_finished_by_its_config_and_metrics, .init
     write_metrics(dir, "1,100,5.5\n2,200,5.5\n3,300,5.5\n");
     cr_assert_eq(tsr_sweep_run_state_get(s, 0, &schema, &state, &err), TSR_STATUS_OK);
     cr_expect_eq(state, TSR_SWEEP_RUN_FINISHED);
+
+    /* Killed while saving its final checkpoint: the last row is there, the
+     * checkpoint only as its temporary file. Unfinished until it is saved. */
+    char path[600];
+    snprintf(path, sizeof path, "%s/checkpoints", dir);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    tsr_checkpoint_path(dir, 3, path, sizeof path);
+    strcat(path, ".tmp");
+    write_bytes_to(path, "\x89HDF");
+    cr_assert_eq(tsr_sweep_run_state_get(s, 0, &schema, &state, &err), TSR_STATUS_OK);
+    cr_expect_eq(state, TSR_SWEEP_RUN_UNFINISHED, "final checkpoint cut short");
+    tsr_checkpoint_path(dir, 3, path, sizeof path);
+    write_bytes_to(path, "saved");
+    cr_assert_eq(tsr_sweep_run_state_get(s, 0, &schema, &state, &err), TSR_STATUS_OK);
+    cr_expect_eq(state, TSR_SWEEP_RUN_FINISHED, "the final checkpoint and a stray .tmp");
+    cr_assert_eq(unlink(path), 0);
+    strcat(path, ".tmp");
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(tsr_sweep_run_state_get(s, 0, &schema, &state, &err), TSR_STATUS_OK);
+    cr_expect_eq(state, TSR_SWEEP_RUN_FINISHED, "checkpoints deleted after the run");
 
     /* Another thread count is the same experiment; another key is not. */
     cfg.run.threads = 4;

@@ -501,6 +501,14 @@ int tsr_cmd_train(int argc, char **argv)
     fclose(csv);
     fclose(json);
     tsr_runner_free(runner);
+    /* The last row says the run is finished (tessera sweep and report read it
+     * so): without the final checkpoint it is not, so that row goes until a
+     * resume redoes the iteration and saves. */
+    if (status && saved < cfg.run.iterations &&
+        truncate_metrics(csv_path, saved, false) && truncate_metrics(json_path, saved, true))
+        fprintf(stderr, "tessera train: the metric rows after iteration %lld (the newest "
+                        "checkpoint) are withdrawn until a resume redoes them\n",
+                (long long)saved);
 
     char checkpoint[4700];
     tsr_checkpoint_path(run_dir, saved, checkpoint, sizeof checkpoint);
