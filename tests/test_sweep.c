@@ -613,6 +613,51 @@ Test(sweep, under_mpirun_the_runs_are_spread_over_ranks_with_the_local_results,
 
 /* ==== resuming ============================================================ */
 
+Test(sweep, runs_stop_when_the_sweep_process_is_killed, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    /* SIGKILL (or the OOM killer, or a closed terminal) ends the sweep
+     * without its asking the runs to stop: each run gets SIGINT from the
+     * kernel instead (PR_SET_PDEATHSIG) and stops as on Ctrl-C, rather than
+     * running on beside a rerun that resumes it. */
+    const char *sweep = write_file("orphan.ini", "[sweep]\n"
+                                                 "base = " CARTPOLE "\n"
+                                                 "[set]\n"
+                                                 "run.iterations = 1000\n"
+                                                 "run.training_steps = 400\n"
+                                                 "run.evaluation_episodes = 0\n"
+                                                 "agent.min_replay_history = 100\n"
+                                                 "agent.replay_capacity = 1000\n");
+    char dir[256], run[300], checkpoint[512], log_path[512];
+    snprintf(dir, sizeof dir, "%s/out", tmpdir);
+    snprintf(run, sizeof run, "%s/cartpole/seed=0", dir);
+    tsr_checkpoint_path(run, 1, checkpoint, sizeof checkpoint);
+    snprintf(log_path, sizeof log_path, "%s/train.log", run);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) _exit(99);
+        execl(TSR_TESSERA_EXE, TSR_TESSERA_EXE, "sweep", sweep, "--out", dir, (char *)NULL);
+        _exit(98);
+    }
+    for (int waited = 0; access(checkpoint, F_OK) != 0 && waited < 120000; waited += 10)
+        usleep(10000);
+    cr_assert_eq(access(checkpoint, F_OK), 0, "no checkpoint after 2 minutes");
+    kill(pid, SIGKILL);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    char *log = NULL;
+    for (int waited = 0; waited < 60000; waited += 50) {
+        free(log);
+        log = slurp(log_path);
+        if (log && strstr(log, "Interrupted.")) break;
+        usleep(50000);
+    }
+    cr_expect(log && strstr(log, "Interrupted.") && strstr(log, "(interrupted)"),
+              "the run went on after the sweep was killed:\n%s", log ? log : "(no log)");
+    free(log);
+}
+
 Test(sweep, an_interrupted_sweep_resumes_to_the_results_of_an_uninterrupted_one,
      .init = make_tmpdir, .fini = remove_tmpdir)
 {

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -142,6 +143,20 @@ static FILE *open_in(const char *dir, const char *name, const char *mode, char *
 }
 
 /* ---- resuming -------------------------------------------------------------- */
+
+/* Under `tessera sweep` (TESSERA_SWEEP_PID names it), the run stops as on
+ * Ctrl-C when the sweep process dies: the kernel sends SIGINT then. If it died
+ * before this was set up, the run stops at once. */
+static void stop_with_the_sweep(void)
+{
+    const char *text = getenv("TESSERA_SWEEP_PID");
+    if (!text) return;
+    char *end;
+    long long pid = strtoll(text, &end, 10);
+    if (end == text || *end || pid < 1) return;
+    prctl(PR_SET_PDEATHSIG, SIGINT);
+    if ((long long)getppid() != pid) interrupted = 1;
+}
 
 /* Rewrites a metric file keeping the lines of iterations <= `last` (and the
  * CSV header): rows of an iteration after the checkpoint are done again. */
@@ -466,6 +481,7 @@ int tsr_cmd_train(int argc, char **argv)
     action.sa_handler = on_interrupt;
     sigemptyset(&action.sa_mask);
     sigaction(SIGINT, &action, &previous);
+    stop_with_the_sweep();
 
     int status = 0;
     bool stopped = false;

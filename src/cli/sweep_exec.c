@@ -61,6 +61,7 @@ void sweep_catch_interrupts(void)
     sigemptyset(&action.sa_mask);
     sigaction(SIGINT, &action, NULL);
     sigaction(SIGTERM, &action, NULL);
+    sigaction(SIGHUP, &action, NULL); /* the terminal closed: stop the runs as well */
 }
 
 bool sweep_lock_out_dir(const tsr_sweep *sweep)
@@ -96,9 +97,17 @@ void sweep_executor_init(sweep_executor *e, const tsr_sweep *sweep, int capacity
      * 10x slower, so subprocesses wait passively unless told otherwise. */
     int count = 0;
     while (environ[count]) count++;
-    e->env = tsr_calloc((size_t)count + 2, sizeof *e->env);
-    for (int i = 0; i < count; i++) e->env[i] = environ[i];
+    e->env = tsr_calloc((size_t)count + 3, sizeof *e->env);
+    int kept = 0;
+    for (int i = 0; i < count; i++)
+        if (strncmp(environ[i], "TESSERA_SWEEP_PID=", 18)) e->env[kept++] = environ[i];
+    count = kept;
     if (!getenv("OMP_WAIT_POLICY")) e->env[count++] = "OMP_WAIT_POLICY=passive";
+    /* A run stops (as on Ctrl-C) if this process dies without stopping it:
+     * killed, or its terminal gone. Otherwise it would run on unsupervised
+     * while a rerun of the sweep, its lock released, resumed the same run. */
+    snprintf(e->parent_env, sizeof e->parent_env, "TESSERA_SWEEP_PID=%lld", (long long)getpid());
+    e->env[count++] = e->parent_env;
     e->env_count = count;
     e->capacity = capacity;
     e->children = tsr_calloc((size_t)capacity, sizeof *e->children);

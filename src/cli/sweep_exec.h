@@ -71,8 +71,9 @@ typedef struct sweep_executor {
     const tsr_sweep *sweep;
     tsr_run_schema *schema;
     char exe[4096];
-    char **env;      /* environ plus OMP_WAIT_POLICY */
+    char **env;      /* environ plus OMP_WAIT_POLICY and TESSERA_SWEEP_PID */
     int env_count;
+    char parent_env[48]; /* TESSERA_SWEEP_PID=<this process>: see cmd_train.c */
     sweep_child *children;
     int capacity, count;
     int forwarded;   /* interrupts forwarded to the children */
