@@ -663,9 +663,18 @@ static int64_t list_checkpoints(const char *run_dir, bool tmp, int64_t **iterati
 tsr_status tsr_checkpoint_find_latest(const char *run_dir, char *path, size_t size,
                                       int64_t *iteration, FILE *log, tsr_error *err)
 {
+    return tsr_checkpoint_find_latest_before(run_dir, INT64_MAX, path, size, iteration, log, err);
+}
+
+tsr_status tsr_checkpoint_find_latest_before(const char *run_dir, int64_t before, char *path,
+                                             size_t size, int64_t *iteration, FILE *log,
+                                             tsr_error *err)
+{
     int64_t *its;
-    int64_t count = list_checkpoints(run_dir, false, &its);
-    for (int64_t i = 0; i < count; i++) {
+    int64_t listed = list_checkpoints(run_dir, false, &its), count = 0;
+    for (int64_t i = 0; i < listed; i++) {
+        if (its[i] >= before) continue;
+        count++;
         tsr_checkpoint_path(run_dir, its[i], path, size);
         tsr_ckpt *c;
         tsr_error why;

@@ -4,6 +4,7 @@
  * and a resume without the replay; resuming a finished run; `tessera
  * inspect`; the file read back by h5ls and, where installed, by h5py. */
 #include <criterion/criterion.h>
+#include <hdf5.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -339,6 +340,66 @@ Test(checkpoint_cli, a_failed_final_save_withdraws_the_last_metric_row, .init = 
     free(err);
     cr_assert_eq(tsr_run_dir_last_iteration(dir, &last, &e), TSR_STATUS_OK, "%s", e.message);
     cr_expect_eq(last, 1);
+}
+
+Test(checkpoint_cli, a_newest_checkpoint_that_opens_but_does_not_load_is_skipped,
+     .init = make_tmpdir, .fini = remove_tmpdir)
+{
+    /* Damage inside the file (its header intact): the online parameters are
+     * gone from the newest checkpoint. eval and --resume fall back to the one
+     * before, and the resumed run redoes the iteration to the same metrics. */
+    char args[4096], dir[256], path[512], *out, *err;
+    snprintf(dir, sizeof dir, "%s/run", tmpdir);
+    snprintf(args, sizeof args,
+             "train %s/cartpole/dqn.ini --quiet --run-dir %s --set run.iterations=2 "
+             "--set run.training_steps=300 --set run.evaluation_episodes=1 "
+             "--set agent.min_replay_history=100",
+             TSR_CONFIGS_DIR, dir);
+    cr_assert_eq(tessera(args, &out, &err), 0, "%s", err);
+    free(out);
+    free(err);
+    char *before = metrics_without_speed(dir);
+    snprintf(path, sizeof path, "%s/checkpoints/ckpt-000002.h5", dir);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    cr_assert_geq(f, 0);
+    cr_assert_geq(H5Ldelete(f, "params/online", H5P_DEFAULT), 0);
+    H5Fclose(f);
+
+    snprintf(args, sizeof args, "eval %s --episodes 1", dir);
+    cr_expect_eq(tessera(args, &out, &err), 0, "%s", err);
+    cr_expect(strstr(err, "cannot load") && strstr(err, "falling back to") &&
+                  strstr(err, "ckpt-000001.h5"), "%s", err);
+    free(out);
+    free(err);
+    snprintf(args, sizeof args, "train --resume %s --quiet", dir);
+    cr_expect_eq(tessera(args, &out, &err), 0, "%s", err);
+    cr_expect(strstr(err, "falling back to") && strstr(out, "iteration 2/2"), "%s\n%s", out, err);
+    free(out);
+    free(err);
+    char *after = metrics_without_speed(dir);
+    cr_expect_str_eq(before, after);
+    free(before);
+    free(after);
+
+    /* When no checkpoint loads, resume fails with the newest one's error. */
+    for (int it = 1; it <= 2; it++) {
+        snprintf(path, sizeof path, "%s/checkpoints/ckpt-%06d.h5", dir, it);
+        f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+        cr_assert_geq(f, 0);
+        cr_assert_geq(H5Ldelete(f, "params/online", H5P_DEFAULT), 0);
+        H5Fclose(f);
+    }
+    before = metrics_without_speed(dir);
+    cr_expect_eq(tessera(args, &out, &err), 1);
+    cr_expect(strstr(err, "no checkpoint loads (the newest:") && strstr(err, "ckpt-000002.h5") &&
+                  strstr(err, "Nothing was changed"),
+              "%s", err);
+    free(out);
+    free(err);
+    after = metrics_without_speed(dir);
+    cr_expect_str_eq(before, after);
+    free(before);
+    free(after);
 }
 
 /* ---- reading the file --------------------------------------------------------------- */

@@ -118,6 +118,11 @@ void tsr_checkpoint_path(const char *run_dir, int64_t iteration, char *out, size
  * when it has some but none is complete, with a message saying which. */
 tsr_status tsr_checkpoint_find_latest(const char *run_dir, char *path, size_t size,
                                       int64_t *iteration, FILE *log, tsr_error *err);
+/* The same among the checkpoints of iterations below `before`: the one to
+ * fall back to when the newest opens but its contents cannot be loaded. */
+tsr_status tsr_checkpoint_find_latest_before(const char *run_dir, int64_t before, char *path,
+                                             size_t size, int64_t *iteration, FILE *log,
+                                             tsr_error *err);
 /* Removes all but the newest `keep` (>= 1) checkpoint files, and stray
  * temporary files of interrupted writes. */
 tsr_status tsr_checkpoint_remove_old(const char *run_dir, int64_t keep, tsr_error *err);

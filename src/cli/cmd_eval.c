@@ -108,11 +108,25 @@ int tsr_cmd_eval(int argc, char **argv)
         fprintf(stderr, "tessera eval: %s\n", err.message);
         return 1;
     }
-    if (tsr_checkpoint_load_params(params_path, "online", &tsr_agent_online(tsr_runner_agent(runner))->params,
-                                   &err) != TSR_STATUS_OK) {
-        fprintf(stderr, "tessera eval: %s\n", err.message);
-        tsr_runner_free(runner);
-        return 1;
+    /* The newest checkpoint may open but not load (a damaged dataset): older
+     * ones are tried in turn, unless one was named with --checkpoint. */
+    tsr_params *online = &tsr_agent_online(tsr_runner_agent(runner))->params;
+    tsr_error first = {0};
+    while (tsr_checkpoint_load_params(params_path, "online", online, &err) != TSR_STATUS_OK) {
+        if (!first.message[0]) first = err;
+        bool older = false;
+        if (!checkpoint) {
+            fprintf(stderr, "tessera eval: cannot load %s: %s\n", params_path, err.message);
+            older = tsr_checkpoint_find_latest_before(run_dir, iteration, params_path,
+                                                      sizeof params_path, &iteration, stderr,
+                                                      &err) == TSR_STATUS_OK;
+        }
+        if (!older) {
+            fprintf(stderr, "tessera eval: %s\n", first.message);
+            tsr_runner_free(runner);
+            return 1;
+        }
+        fprintf(stderr, "tessera eval: falling back to %s\n", params_path);
     }
     double *returns = calloc((size_t)episodes, sizeof *returns);
     double mean = tsr_runner_evaluate(runner, episodes, returns);

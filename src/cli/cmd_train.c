@@ -322,19 +322,34 @@ static int prepare(train_args *a, const tsr_run_schema *schema, tsr_run_config *
             }
             return write_config(schema, cfg, run_dir, a->quiet) ? 0 : 1;
         }
-        if (load_checkpoint_config(schema, cfg, checkpoint, a->overrides, a->num_overrides,
-                                   &err) != TSR_STATUS_OK ||
-            tsr_runner_new(runner, cfg, true, &err) != TSR_STATUS_OK) {
-            fprintf(stderr, "tessera train: %s\n", err.message);
-            return 1;
-        }
+        /* A checkpoint that opens may still fail to load: a damaged dataset,
+         * or a config the overrides made incompatible. Older ones are tried
+         * in turn; if none loads, the newest one's error is the one shown. */
         bool replay_restored = false;
-        if (tsr_runner_load_checkpoint(*runner, checkpoint, &replay_restored, &err) !=
-            TSR_STATUS_OK) {
-            fprintf(stderr, "tessera train: %s\n", err.message);
-            tsr_runner_free(*runner);
-            *runner = NULL;
-            return 1;
+        tsr_error first = {0};
+        for (;;) {
+            tsr_status st = load_checkpoint_config(schema, cfg, checkpoint, a->overrides,
+                                                   a->num_overrides, &err);
+            if (st == TSR_STATUS_OK) st = tsr_runner_new(runner, cfg, true, &err);
+            if (st == TSR_STATUS_OK) {
+                st = tsr_runner_load_checkpoint(*runner, checkpoint, &replay_restored, &err);
+                if (st != TSR_STATUS_OK) {
+                    tsr_runner_free(*runner);
+                    *runner = NULL;
+                }
+            }
+            if (st == TSR_STATUS_OK) break;
+            if (!first.message[0]) first = err;
+            fprintf(stderr, "tessera train: cannot load %s: %s\n", checkpoint, err.message);
+            if (tsr_checkpoint_find_latest_before(run_dir, iteration, checkpoint,
+                                                  sizeof checkpoint, &iteration, stderr,
+                                                  &err) != TSR_STATUS_OK) {
+                fprintf(stderr, "tessera train: cannot resume %s: no checkpoint loads (the "
+                                "newest: %s). Nothing was changed.\n",
+                        run_dir, first.message);
+                return 1;
+            }
+            fprintf(stderr, "tessera train: falling back to %s\n", checkpoint);
         }
         *resumed = true;
         if (!a->quiet) {
