@@ -158,6 +158,27 @@ Test(report_cli, without_by_every_run_is_one_group, .init = make_tmpdir, .fini =
     free(err);
 }
 
+Test(report_cli, a_run_reached_twice_counts_once, .init = make_tmpdir, .fini = remove_tmpdir)
+{
+    /* runs/e1 given twice, once more inside runs, and through a symlink: its
+     * four runs count once each (extra copies would narrow the intervals). */
+    write_runs();
+    char path[256];
+    snprintf(path, sizeof path, "%s/runs/e1/latest", tmpdir);
+    cr_assert_eq(symlink("breakout-s0", path), 0);
+    char *out, *err;
+    cr_assert_eq(tessera("report runs/e1 runs runs/e1 --reps 500", &out, &err), 0, "stderr: %s",
+                 err);
+    cr_expect(strstr(out, "8 finished runs in 1 group"), "stdout: %s", out);
+    cr_expect(strstr(out, "| all | 8 | 2 |"), "stdout: %s", out);
+    /* 1 (the symlink in runs/e1) + 5 (runs/e1 again inside runs) + 5 (runs/e1
+     * given a second time). */
+    cr_expect(strstr(out, "counted each run directory once (reached 11 more times through"),
+              "stdout: %s", out);
+    free(out);
+    free(err);
+}
+
 Test(report_cli, normalises_scores_with_a_table, .init = make_tmpdir, .fini = remove_tmpdir)
 {
     write_runs();

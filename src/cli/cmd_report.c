@@ -309,10 +309,19 @@ static const norm_row *find_norm_row(const norm_table *t, const char *game)
 
 /* ---- finding runs ---------------------------------------------------------- */
 
+typedef struct run_identity {
+    dev_t device;
+    ino_t inode;
+} run_identity;
+
 typedef struct report {
     run *runs;
     int64_t num_runs, capacity;
     int64_t unfinished, unevaluated; /* skipped runs */
+    /* Every run directory reached, finished or not, so that one reached twice
+     * (overlapping DIRs, a symlink) is loaded once. */
+    run_identity *seen;
+    int64_t num_seen, seen_capacity, duplicates;
     char **tasks, **groups;          /* sorted distinct values */
     int num_tasks, num_groups;
 } report;
@@ -446,8 +455,19 @@ static tsr_status search(const load_context *ctx, const char *dir, int depth, re
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
                              "%s is not a directory (expected a run directory or one holding runs)",
                              dir);
-    if (is_file(dir, "config.ini") && is_file(dir, "metrics.csv"))
+    if (is_file(dir, "config.ini") && is_file(dir, "metrics.csv")) {
+        for (int64_t i = 0; i < rep->num_seen; i++)
+            if (rep->seen[i].device == s.st_dev && rep->seen[i].inode == s.st_ino) {
+                rep->duplicates++;
+                return TSR_STATUS_OK;
+            }
+        if (rep->num_seen == rep->seen_capacity) {
+            rep->seen_capacity = rep->seen_capacity ? 2 * rep->seen_capacity : 64;
+            rep->seen = tsr_realloc(rep->seen, (size_t)rep->seen_capacity * sizeof *rep->seen);
+        }
+        rep->seen[rep->num_seen++] = (run_identity){s.st_dev, s.st_ino};
         return load_run(ctx, dir, rep, err);
+    }
     if (depth >= MAX_SEARCH_DEPTH)
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
                              "%s is nested more than %d directories deep (a symlink loop?)", dir,
@@ -530,6 +550,7 @@ static void free_report(report *rep)
         tsr_free(rep->runs[i].eval_return);
     }
     tsr_free(rep->runs);
+    tsr_free(rep->seen);
     for (int i = 0; i < rep->num_tasks; i++) tsr_free(rep->tasks[i]);
     for (int i = 0; i < rep->num_groups; i++) tsr_free(rep->groups[i]);
     tsr_free(rep->tasks);
@@ -1077,8 +1098,13 @@ int tsr_cmd_report(int argc, char **argv)
            rep.num_runs == 1 ? "" : "s", rep.num_groups, rep.num_groups == 1 ? "" : "s",
            by_text ? by_text : "no --by", rep.num_tasks, rep.num_tasks == 1 ? "" : "s");
     for (int t = 0; t < rep.num_tasks; t++) printf("%s%s", t ? ", " : "", rep.tasks[t]);
-    printf("); skipped %lld unfinished run%s and %lld without a final eval_return.\n",
+    printf("); skipped %lld unfinished run%s and %lld without a final eval_return",
            (long long)rep.unfinished, rep.unfinished == 1 ? "" : "s", (long long)rep.unevaluated);
+    if (rep.duplicates)
+        printf("; counted each run directory once (reached %lld more time%s through "
+               "overlapping DIRs or symlinks)", (long long)rep.duplicates,
+               rep.duplicates == 1 ? "" : "s");
+    printf(".\n");
     printf("Score: the final iteration's eval_return");
     if (normalize) printf(", normalised by %s: (return - random) / (reference - random)", normalize);
     printf(". Intervals: %.0f%% stratified bootstrap (runs resampled within each task), %lld "
