@@ -75,6 +75,8 @@ static tsr_status build_moe(tsr_network *net, tsr_image_shape features, int64_t 
         m.normalization = c->router_normalization;
         m.use_random_phi = c->random_router;
         m.mix_mode = (tsr_moe_mix_mode)c->mix_mode;
+        m.noisy_experts = c->noisy;
+        m.noisy_sigma0 = c->noisy_sigma0;
         return tsr_soft_moe_init(&net->soft_moe, &net->params, "moe", tokens, dim, &m, err);
     }
     tsr_topk_moe_config m = tsr_topk_moe_config_default();
@@ -84,6 +86,8 @@ static tsr_status build_moe(tsr_network *net, tsr_image_shape features, int64_t 
     m.expert_hidden = c->hidden;
     m.noisy_routing = c->noisy_routing;
     m.noise_std = c->routing_noise_std;
+    m.noisy_experts = c->noisy;
+    m.noisy_sigma0 = c->noisy_sigma0;
     return tsr_topk_moe_init(&net->topk, &net->params, "moe", tokens, dim, &m, err);
 }
 
@@ -118,6 +122,7 @@ tsr_status tsr_network_init(tsr_network *net, const tsr_network_config *cfg, tsr
         h.distributional = num_atoms > 1;
         h.num_atoms = num_atoms > 1 ? num_atoms : h.num_atoms;
         h.noisy = cfg->noisy;
+        h.noisy_sigma0 = cfg->noisy_sigma0;
         if (cfg->init) h.init = tsr_head_init_rainbow();
         s = tsr_head_init(&net->head, &net->params, "head", flat, &h, err);
     }
@@ -207,13 +212,12 @@ tsr_tensor *tsr_network_forward(tsr_network *net, tsr_ctx *ctx, tsr_tensor *obs,
     case TSR_ENCODER_MLP: break; /* mlp_forward */
     }
     net->features = x;
-    tsr_rng *rng = noise ? noise->rng : NULL;
     if (net->config.head == TSR_HEAD_SOFTMOE) {
         x = tsr_tokenizer_forward(&net->tokenizer, ctx, p, x);
-        x = tsr_soft_moe_forward(&net->soft_moe, ctx, p, x, rng, &net->soft_moe_outputs);
+        x = tsr_soft_moe_forward_noise(&net->soft_moe, ctx, p, x, noise, &net->soft_moe_outputs);
     } else if (net->config.head == TSR_HEAD_TOPK) {
         x = tsr_tokenizer_forward(&net->tokenizer, ctx, p, x);
-        x = tsr_topk_moe_forward(&net->topk, ctx, p, x, rng, &net->topk_outputs);
+        x = tsr_topk_moe_forward_noise(&net->topk, ctx, p, x, noise, &net->topk_outputs);
     }
     return tsr_head_forward(&net->head, ctx, p, x, noise);
 }

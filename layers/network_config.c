@@ -51,6 +51,9 @@ static const tsr_config_key network_keys[] = {
     KEY(dueling, TSR_CONFIG_BOOL, 0, 0, NULL, "false", "dueling value and advantage streams"),
     KEY(noisy, TSR_CONFIG_BOOL, 0, 0, NULL, "false",
         "NoisyNet layers in the head (hidden and output), as Dopamine's Full Rainbow"),
+    KEY(noisy_sigma0, TSR_CONFIG_DOUBLE, 0, 10, NULL, "0.5",
+        "noisy: sigma initialised to sigma0 / sqrt(fan_in) (0.5: Fortunato et al.; 0.1: "
+        "Dopamine's NoisyNetwork, set by the rainbow and der presets)"),
     KEY(init, TSR_CONFIG_ENUM, 0, 0, tsr_network_init_names, "dqn",
         "kernel init: dqn = xavier-uniform; rainbow = variance_scaling(1/sqrt(3), fan_in)"),
     KEY(mlp_hidden, TSR_CONFIG_STRING, 0, 0, NULL, "64, 64",
@@ -90,6 +93,10 @@ tsr_status tsr_network_config_validate(const tsr_network_config *cfg, tsr_error 
                              "network.scale_hidden_by_experts widens head = dense (the MoE "
                              "heads' experts have network.hidden units), not head = %s",
                              tsr_head_names[cfg->head]);
+    if (!cfg->noisy && cfg->noisy_sigma0 != 0.5)
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "network.noisy_sigma0 = %g applies with network.noisy = true",
+                             cfg->noisy_sigma0);
     if (cfg->head == TSR_HEAD_DENSE && cfg->extra_dense)
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
                              "network.extra_dense adds a dense layer after an MoE head; "

@@ -45,13 +45,18 @@ void tsr_noisy_linear_reset(tsr_noisy_linear *l, tsr_params *p, tsr_rng *rng)
     tsr_tensor_fill(tsr_params_tensor(p, l->bias_sigma), sigma);
 }
 
+double tsr_noisy_factor(tsr_rng *rng)
+{
+    double e = tsr_rng_normal(rng);
+    return e < 0 ? -sqrt(-e) : sqrt(e);
+}
+
 /* count values f(e) = sgn(e) sqrt(|e|), e ~ N(0, 1), into an arena vector. */
 static tsr_tensor *draw_noise(tsr_ctx *ctx, tsr_dtype dtype, int64_t count, tsr_rng *rng)
 {
     tsr_tensor *t = tsr_ctx_tensor(ctx, dtype, 1, TSR_SHAPE(count));
     for (int64_t i = 0; i < count; i++) {
-        double e = tsr_rng_normal(rng);
-        double f = e < 0 ? -sqrt(-e) : sqrt(e);
+        double f = tsr_noisy_factor(rng);
         if (dtype == TSR_DTYPE_F64) tsr_f64(t)[i] = f;
         else tsr_f32(t)[i] = (float)f;
     }

@@ -35,6 +35,8 @@ tsr_soft_moe_config tsr_soft_moe_config_default(void)
         .normalization = false,
         .use_random_phi = false,
         .mix_mode = TSR_MOE_MIX_FULL,
+        .noisy_experts = false,
+        .noisy_sigma0 = 0.5,
     };
 }
 
@@ -57,6 +59,10 @@ static tsr_status check_config(const char *name, int64_t num_tokens, int64_t tok
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
                              "soft MoE %s: num_experts = %lld; expected 1 to %d", name,
                              (long long)c->num_experts, TSR_MOE_MAX_EXPERTS);
+    if (c->noisy_experts && !(c->noisy_sigma0 >= 0 && isfinite(c->noisy_sigma0)))
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "soft MoE %s: noisy_sigma0 = %g; expected a finite value >= 0", name,
+                             c->noisy_sigma0);
     if (!(c->capacity_factor > 0) || !isfinite(c->capacity_factor) ||
         (double)num_tokens * c->capacity_factor / (double)c->num_experts > MAX_SLOTS_PER_EXPERT)
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
@@ -109,8 +115,12 @@ tsr_status tsr_soft_moe_init(tsr_soft_moe *l, tsr_params *p, const char *name, i
     snprintf(pname, sizeof pname, "%s/scalar", name);
     l->scalar = tsr_params_add(p, pname, 1, TSR_SHAPE(1), 0);
     snprintf(pname, sizeof pname, "%s/experts", name);
-    tsr_expert_mlp_init(&l->experts, p, pname, config->num_experts, token_dim,
-                        config->expert_hidden);
+    if (config->noisy_experts)
+        tsr_expert_mlp_init_noisy(&l->experts, p, pname, config->num_experts, token_dim,
+                                  config->expert_hidden, config->noisy_sigma0);
+    else
+        tsr_expert_mlp_init(&l->experts, p, pname, config->num_experts, token_dim,
+                            config->expert_hidden);
     return TSR_STATUS_OK;
 }
 
@@ -184,6 +194,15 @@ static tsr_tensor *to_sample_major(tsr_ctx *ctx, tsr_tensor *y, int64_t n, int64
 tsr_tensor *tsr_soft_moe_forward(tsr_soft_moe *l, tsr_ctx *ctx, tsr_params *p, tsr_tensor *x,
                                  tsr_rng *noise_rng, tsr_soft_moe_outputs *outputs)
 {
+    tsr_noise noise = {noise_rng, false};
+    return tsr_soft_moe_forward_noise(l, ctx, p, x, noise_rng ? &noise : NULL, outputs);
+}
+
+tsr_tensor *tsr_soft_moe_forward_noise(tsr_soft_moe *l, tsr_ctx *ctx, tsr_params *p,
+                                       tsr_tensor *x, const tsr_noise *noise,
+                                       tsr_soft_moe_outputs *outputs)
+{
+    tsr_rng *noise_rng = noise ? noise->rng : NULL;
     char sx[96];
     TSR_ASSERT_MSG(x->ndim == 3 && x->shape[1] == l->num_tokens && x->shape[2] == l->token_dim,
                    "%s expects (N, %lld, %lld) tokens, got %s", l->name, (long long)l->num_tokens,
@@ -214,7 +233,8 @@ tsr_tensor *tsr_soft_moe_forward(tsr_soft_moe *l, tsr_ctx *ctx, tsr_params *p, t
     tsr_tensor *slots = use_dispatch ? tsr_matmul(ctx, dispatch, x, false, false) : x;
     tsr_tensor *hidden;
     tsr_tensor *y = tsr_expert_mlp_forward(&l->experts, ctx, p,
-                                           to_expert_major(ctx, slots, n, e, s, d), &hidden);
+                                           to_expert_major(ctx, slots, n, e, s, d), noise,
+                                           &hidden);
     y = to_sample_major(ctx, y, n, e, s, d);
     tsr_tensor *z = use_combine ? tsr_matmul(ctx, combine, y, false, false) : y;
 

@@ -34,6 +34,8 @@ tsr_topk_moe_config tsr_topk_moe_config_default(void)
         .entropy_weight = 0.5,
         .importance_loss = false,
         .importance_weight = 1.0,
+        .noisy_experts = false,
+        .noisy_sigma0 = 0.5,
     };
 }
 
@@ -50,6 +52,10 @@ static tsr_status check_config(const char *name, int64_t num_tokens, int64_t tok
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
                              "top-k MoE %s: num_experts = %lld; expected 1 to %d", name,
                              (long long)c->num_experts, TSR_MOE_MAX_EXPERTS);
+    if (c->noisy_experts && !(c->noisy_sigma0 >= 0 && isfinite(c->noisy_sigma0)))
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "top-k MoE %s: noisy_sigma0 = %g; expected a finite value >= 0", name,
+                             c->noisy_sigma0);
     if (c->num_selected != 1)
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
                              "top-k MoE %s: num_selected_experts = %lld; only 1 is supported (the "
@@ -99,8 +105,12 @@ tsr_status tsr_topk_moe_init(tsr_topk_moe *l, tsr_params *p, const char *name, i
     l->router = tsr_params_add(p, pname, 2, TSR_SHAPE(config->num_experts, token_dim),
                                TSR_PARAM_PRUNABLE | TSR_PARAM_DECAY);
     snprintf(pname, sizeof pname, "%s/experts", name);
-    tsr_expert_mlp_init(&l->experts, p, pname, config->num_experts, token_dim,
-                        config->expert_hidden);
+    if (config->noisy_experts)
+        tsr_expert_mlp_init_noisy(&l->experts, p, pname, config->num_experts, token_dim,
+                                  config->expert_hidden, config->noisy_sigma0);
+    else
+        tsr_expert_mlp_init(&l->experts, p, pname, config->num_experts, token_dim,
+                            config->expert_hidden);
     return TSR_STATUS_OK;
 }
 
@@ -177,6 +187,15 @@ static double entropy_term(const int32_t *expert, int64_t n, int64_t t, int64_t 
 tsr_tensor *tsr_topk_moe_forward(tsr_topk_moe *l, tsr_ctx *ctx, tsr_params *p, tsr_tensor *x,
                                  tsr_rng *noise_rng, tsr_topk_moe_outputs *outputs)
 {
+    tsr_noise noise = {noise_rng, false};
+    return tsr_topk_moe_forward_noise(l, ctx, p, x, noise_rng ? &noise : NULL, outputs);
+}
+
+tsr_tensor *tsr_topk_moe_forward_noise(tsr_topk_moe *l, tsr_ctx *ctx, tsr_params *p,
+                                       tsr_tensor *x, const tsr_noise *noise_source,
+                                       tsr_topk_moe_outputs *outputs)
+{
+    tsr_rng *noise_rng = noise_source ? noise_source->rng : NULL;
     char sx[96];
     const tsr_topk_moe_config *c = &l->config;
     TSR_ASSERT_MSG(x->ndim == 3 && x->shape[1] == l->num_tokens && x->shape[2] == l->token_dim,
@@ -218,7 +237,7 @@ tsr_tensor *tsr_topk_moe_forward(tsr_topk_moe *l, tsr_ctx *ctx, tsr_params *p, t
     tsr_tensor *expert_in = tsr_gather_rows(ctx, tokens, token_of_row, NULL);
     expert_in = tsr_reshape(ctx, expert_in, 3, (int64_t[]){e, n * cap, d});
     tsr_tensor *hidden;
-    tsr_tensor *y = tsr_expert_mlp_forward(&l->experts, ctx, p, expert_in, &hidden);
+    tsr_tensor *y = tsr_expert_mlp_forward(&l->experts, ctx, p, expert_in, noise_source, &hidden);
     y = tsr_reshape(ctx, y, 2, (int64_t[]){e * n * cap, d});
     tsr_tensor *gate = tsr_gather_actions(ctx, probs, expert);
     tsr_tensor *z = tsr_gather_rows(ctx, y, slot, gate);

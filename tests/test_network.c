@@ -1,5 +1,6 @@
 /* Networks built from a config block: shapes, parameters, gradients. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <string.h>
 
 #include "support/allclose.h"
@@ -138,6 +139,7 @@ Test(network, cross_key_errors_name_the_keys)
         {{"network.encoder=mlp", "network.padding=valid"},
          "network.width_scale and network.padding apply to the conv encoders"},
         {{"network.encoder=mlp", "network.head=softmoe"}, "encoder = mlp takes head = dense"},
+        {{"network.noisy_sigma0=0.1"}, "network.noisy_sigma0 = 0.1 applies with network.noisy = true"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *set[2] = {(char *)cases[i].set[0], (char *)cases[i].set[1]};
@@ -211,6 +213,52 @@ Test(network, topk_head_matches_finite_differences)
 {
     gradcheck_network(CONFIG("network.encoder=minatar", "network.head=topk", "network.num_experts=2",
                              "network.hidden=6", "network.capacity_factor=2.0"), 1);
+}
+
+Test(network, noisy_moe_networks_match_finite_differences)
+{
+    gradcheck_network(CONFIG("network.encoder=minatar", "network.head=softmoe",
+                             "network.num_experts=2", "network.hidden=4", "network.dueling=true",
+                             "network.noisy=true"), 5);
+    gradcheck_network(CONFIG("network.encoder=minatar", "network.head=topk",
+                             "network.num_experts=2", "network.hidden=4", "network.noisy=true"),
+                      1);
+}
+
+Test(network, noisy_sigma0_sets_every_sigma_in_the_head_and_the_experts)
+{
+    /* Dopamine's Full Rainbow MoE: the experts' first layer is noisy too. */
+    const char *heads[] = {"network.head=softmoe", "network.head=topk"};
+    for (int k = 0; k < 2; k++) {
+        tsr_network_config cfg = CONFIG("network.encoder=minatar", heads[k],
+                                        "network.num_experts=2", "network.hidden=8",
+                                        "network.dueling=true", "network.noisy=true",
+                                        "network.noisy_sigma0=0.1");
+        tsr_network net;
+        tsr_error err;
+        cr_assert_eq(tsr_network_init(&net, &cfg, (tsr_image_shape){10, 10, 4}, 6, 51, 1.0f,
+                                      TSR_DTYPE_F32, &err), TSR_STATUS_OK, "%s", err.message);
+        tsr_rng rng;
+        tsr_rng_init(&rng, 3, TSR_RNG_STREAM_INIT);
+        tsr_network_reset(&net, &rng);
+        cr_expect_geq(tsr_params_find(&net.params, "moe/experts/hidden/weight_sigma"), 0,
+                      "%s: the experts are not noisy", heads[k]);
+        int sigmas = 0;
+        for (int i = 0; i < net.params.count; i++) {
+            const char *name = net.params.items[i].name;
+            size_t len = strlen(name);
+            if (len < 12 || strcmp(name + len - 12, "weight_sigma")) continue;
+            const tsr_tensor *w = tsr_params_tensor(&net.params, i);
+            double fan_in = (double)w->shape[w->ndim - 1];
+            for (int64_t j = 0; j < tsr_tensor_numel(w); j++)
+                cr_assert_float_eq(tsr_f32(w)[j], (float)(0.1 / sqrt(fan_in)), 1e-9, "%s[%lld]",
+                                   name, (long long)j);
+            sigmas++;
+        }
+        /* The experts' first layer, the value and advantage streams. */
+        cr_expect_eq(sigmas, 3, "%s: %d noisy weights", heads[k], sigmas);
+        tsr_network_fini(&net);
+    }
 }
 
 Test(network, noisy_dueling_distributional_head_matches_finite_differences)

@@ -8,6 +8,7 @@
 
 #include "support/allclose.h"
 #include "support/gradcheck.h"
+#include "support/parity.h"
 #include "tessera/tessera.h"
 
 /* ---- fixtures ------------------------------------------------------------ */
@@ -139,7 +140,7 @@ typedef struct expert_case {
 static tsr_tensor *expert_forward(tsr_ctx *ctx, tsr_tensor *const *in, void *user)
 {
     expert_case *m = user;
-    return tsr_expert_mlp_forward(&m->mlp, ctx, &m->params, in[0], NULL);
+    return tsr_expert_mlp_forward(&m->mlp, ctx, &m->params, in[0], NULL, NULL);
 }
 
 Test(expert_mlp, matches_finite_differences)
@@ -159,6 +160,147 @@ Test(expert_mlp, matches_finite_differences)
     tsr_tensor *inputs[5] = {x};
     for (int i = 0; i < 4; i++) inputs[1 + i] = tsr_params_tensor(&m.params, i);
     tsr_test_gradcheck(expert_forward, inputs, 5, &m, NULL, "expert MLP, E = 3");
+    tsr_tensor_free(x);
+    tsr_params_fini(&m.params);
+}
+
+/* ---- noisy experts ---- */
+
+typedef struct noisy_expert_case {
+    tsr_params params;
+    tsr_expert_mlp mlp;
+    tsr_rng rng;      /* copied before every forward: the same noise each time */
+    bool means_only;
+} noisy_expert_case;
+
+static void noisy_expert_build(noisy_expert_case *m, tsr_dtype dtype, int64_t e, int64_t d,
+                               int64_t h, double sigma0)
+{
+    tsr_params_init_dtype(&m->params, dtype);
+    tsr_expert_mlp_init_noisy(&m->mlp, &m->params, "experts", e, d, h, sigma0);
+    tsr_params_finalize(&m->params);
+    tsr_rng init;
+    tsr_rng_init(&init, 4, TSR_RNG_STREAM_INIT);
+    tsr_expert_mlp_reset(&m->mlp, &m->params, &init);
+    tsr_rng_init(&m->rng, 9, TSR_RNG_STREAM_NOISE);
+    m->means_only = false;
+}
+
+static tsr_tensor *noisy_expert_forward(tsr_ctx *ctx, tsr_tensor *const *in, void *user)
+{
+    noisy_expert_case *m = user;
+    tsr_rng rng = m->rng;
+    tsr_noise noise = {&rng, m->means_only};
+    return tsr_expert_mlp_forward(&m->mlp, ctx, &m->params, in[0], &noise, NULL);
+}
+
+Test(expert_mlp, noisy_experts_register_mu_and_sigma_and_initialise_them_as_noisynet)
+{
+    noisy_expert_case m;
+    noisy_expert_build(&m, TSR_DTYPE_F32, 2, 32, 16, 0.1);
+    const char *names[] = {"experts/hidden/weight_mu", "experts/hidden/weight_sigma",
+                           "experts/hidden/bias_mu", "experts/hidden/bias_sigma",
+                           "experts/out/weight", "experts/out/bias"};
+    cr_assert_eq(m.params.count, 6);
+    for (int i = 0; i < 6; i++) cr_expect_str_eq(m.params.items[i].name, names[i]);
+    cr_expect_eq(tsr_expert_mlp_param_count(&m.mlp), 2 * (2 * (32 * 16 + 16) + 16 * 32 + 32));
+    /* mu ~ U(-1/sqrt D, 1/sqrt D), sigma = sigma0 / sqrt D (fan-in D = 32). */
+    const tsr_tensor *mu = tsr_params_tensor(&m.params, m.mlp.hidden_weight);
+    const tsr_tensor *sigma = tsr_params_tensor(&m.params, m.mlp.hidden_weight_sigma);
+    const tsr_tensor *bias_sigma = tsr_params_tensor(&m.params, m.mlp.hidden_bias_sigma);
+    float bound = 1.0f / sqrtf(32.0f), largest = 0;
+    for (int64_t i = 0; i < tsr_tensor_numel(mu); i++) {
+        largest = fmaxf(largest, fabsf(tsr_f32(mu)[i]));
+        cr_assert_float_eq(tsr_f32(sigma)[i], (float)(0.1 / sqrt(32.0)), 1e-9);
+    }
+    cr_expect_leq(largest, bound);
+    cr_expect_gt(largest, 0.9f * bound, "mu spans its interval");
+    for (int64_t i = 0; i < tsr_tensor_numel(bias_sigma); i++)
+        cr_assert_float_eq(tsr_f32(bias_sigma)[i], (float)(0.1 / sqrt(32.0)), 1e-9);
+    tsr_params_fini(&m.params);
+}
+
+Test(expert_mlp, noisy_first_layer_is_mu_plus_sigma_times_each_experts_factorised_noise)
+{
+    /* E = 2 experts, D = 2, H = 3, one row each, written out by hand: expert e
+     * draws f(eps_in) (D values) then f(eps_out) (H values) from the stream. */
+    noisy_expert_case m;
+    noisy_expert_build(&m, TSR_DTYPE_F64, 2, 2, 3, 0.5);
+    tsr_params *p = &m.params;
+    tsr_test_fill_uniform(tsr_params_tensor(p, m.mlp.hidden_weight_sigma), 0.1, 0.9, 3);
+    tsr_test_fill_uniform(tsr_params_tensor(p, m.mlp.hidden_bias_sigma), 0.1, 0.9, 4);
+    tsr_test_fill_uniform(tsr_params_tensor(p, m.mlp.out_bias), -0.5, 0.5, 5);
+    tsr_tensor *x = tsr_tensor_new(TSR_DTYPE_F64, 3, TSR_SHAPE(2, 1, 2));
+    tsr_test_fill_uniform(x, -1, 1, 6);
+    tsr_ctx *ctx = tsr_ctx_new(NULL);
+    tsr_ctx_begin_step(ctx);
+    tsr_tensor *y = noisy_expert_forward(ctx, &x, &m);
+    tsr_rng rng = m.rng;
+    const double *mu = tsr_f64(tsr_params_tensor(p, m.mlp.hidden_weight));
+    const double *sg = tsr_f64(tsr_params_tensor(p, m.mlp.hidden_weight_sigma));
+    const double *bmu = tsr_f64(tsr_params_tensor(p, m.mlp.hidden_bias));
+    const double *bsg = tsr_f64(tsr_params_tensor(p, m.mlp.hidden_bias_sigma));
+    const double *w2 = tsr_f64(tsr_params_tensor(p, m.mlp.out_weight));
+    const double *b2 = tsr_f64(tsr_params_tensor(p, m.mlp.out_bias));
+    for (int e = 0; e < 2; e++) {
+        double in[2], hidden[3];
+        for (int j = 0; j < 2; j++) in[j] = tsr_noisy_factor(&rng);
+        for (int i = 0; i < 3; i++) {
+            double out = tsr_noisy_factor(&rng), a = bmu[e * 3 + i] + bsg[e * 3 + i] * out;
+            for (int j = 0; j < 2; j++) {
+                int k = (e * 3 + i) * 2 + j;
+                a += (mu[k] + sg[k] * out * in[j]) * tsr_f64(x)[e * 2 + j];
+            }
+            hidden[i] = a > 0 ? a : 0;
+        }
+        for (int o = 0; o < 2; o++) {
+            double want = b2[e * 2 + o];
+            for (int i = 0; i < 3; i++) want += w2[(e * 2 + o) * 3 + i] * hidden[i];
+            cr_expect_float_eq(tsr_f64(y)[e * 2 + o], want, 1e-12, "expert %d output %d", e, o);
+        }
+    }
+    /* Evaluation runs on the means and draws nothing. */
+    m.means_only = true;
+    tsr_rng before = m.rng;
+    tsr_tensor *means = noisy_expert_forward(ctx, &x, &m);
+    cr_expect(!memcmp(&before, &m.rng, sizeof before));
+    bool differs = false;
+    for (int i = 0; i < 4; i++) differs |= tsr_f64(means)[i] != tsr_f64(y)[i];
+    cr_expect(differs, "the noisy output equals the means' output");
+    tsr_ctx_free(ctx);
+    tsr_tensor_free(x);
+    tsr_params_fini(p);
+}
+
+Test(expert_mlp, noisy_experts_match_finite_differences_with_a_fixed_stream)
+{
+    noisy_expert_case m;
+    noisy_expert_build(&m, TSR_DTYPE_F64, 3, 4, 5, 0.5);
+    tsr_test_fill_uniform(tsr_params_tensor(&m.params, m.mlp.hidden_bias), -0.3, 0.3, 5);
+    tsr_test_fill_uniform(tsr_params_tensor(&m.params, m.mlp.out_bias), -0.3, 0.3, 6);
+    tsr_tensor *x = tsr_tensor_new(TSR_DTYPE_F64, 3, TSR_SHAPE(3, 7, 4));
+    tsr_test_fill_uniform(x, -1, 1, 7);
+    x->requires_grad = true;
+    tsr_tensor *inputs[7] = {x};
+    for (int i = 0; i < 6; i++) inputs[1 + i] = tsr_params_tensor(&m.params, i);
+    tsr_test_gradcheck(noisy_expert_forward, inputs, 7, &m, NULL, "noisy expert MLP, E = 3");
+    tsr_tensor_free(x);
+    tsr_params_fini(&m.params);
+}
+
+Test(expert_mlp, noisy_experts_on_onednn_match_the_reference_at_the_impala_shape)
+{
+    /* Four Soft MoE experts of 512 units on IMPALA per-conv tokens (D = 32),
+     * 31 slots each at batch 32: (4, 992, 32). */
+    noisy_expert_case m;
+    noisy_expert_build(&m, TSR_DTYPE_F32, 4, 32, 512, 0.5);
+    tsr_tensor *x = tsr_tensor_new(TSR_DTYPE_F32, 3, TSR_SHAPE(4, 992, 32));
+    tsr_test_fill_uniform(x, 0, 2, 8);
+    x->requires_grad = true;
+    tsr_tensor *inputs[4] = {x, tsr_params_tensor(&m.params, m.mlp.hidden_weight),
+                             tsr_params_tensor(&m.params, m.mlp.hidden_weight_sigma),
+                             tsr_params_tensor(&m.params, m.mlp.out_weight)};
+    tsr_test_check_parity(noisy_expert_forward, inputs, 4, &m, "noisy experts (4, 992, 32)");
     tsr_tensor_free(x);
     tsr_params_fini(&m.params);
 }

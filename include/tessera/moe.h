@@ -42,6 +42,7 @@
 #include <stdint.h>
 
 #include "tessera/autograd.h"
+#include "tessera/encoders.h"
 #include "tessera/layers.h"
 #include "tessera/params.h"
 #include "tessera/rng.h"
@@ -76,22 +77,40 @@ typedef struct tsr_expert_mlp {
     char name[TSR_LAYER_NAME_BYTES];
     int64_t num_experts, token_dim, hidden;
     /* Parameter indices: hidden weight (E, H, D), hidden bias (E, H), output
-     * weight (E, D, H), output bias (E, D): per expert the plain (out, in). */
+     * weight (E, D, H), output bias (E, D): per expert the plain (out, in).
+     * Noisy experts: the hidden weight and bias are the means, with sigmas
+     * of the same shapes. */
     int hidden_weight, hidden_bias, out_weight, out_bias;
+    bool noisy;
+    double sigma0;
+    int hidden_weight_sigma, hidden_bias_sigma; /* -1 unless noisy */
 } tsr_expert_mlp;
 
 /* Registers "<name>/hidden/{weight,bias}" and "<name>/out/{weight,bias}".
  * Sizes must be positive (the MoE inits check the user's values). */
 void tsr_expert_mlp_init(tsr_expert_mlp *l, tsr_params *p, const char *name, int64_t num_experts,
                          int64_t token_dim, int64_t hidden);
-/* Xavier-uniform weights with one expert's fans (D and H), zero biases. */
+/* The same with a NoisyNet first layer in every expert (Dopamine's
+ * ExpertModel with noisy = True, as its FullRainbowMoENetwork builds them):
+ * "<name>/hidden/{weight_mu,weight_sigma,bias_mu,bias_sigma}" and the plain
+ * "<name>/out/{weight,bias}". sigma0 >= 0. */
+void tsr_expert_mlp_init_noisy(tsr_expert_mlp *l, tsr_params *p, const char *name,
+                               int64_t num_experts, int64_t token_dim, int64_t hidden,
+                               double sigma0);
+/* Xavier-uniform weights with one expert's fans (D and H), zero biases.
+ * Noisy: the first layer as a NoisyNet linear of fan-in D (means U(-1/sqrt D,
+ * 1/sqrt D), sigmas sigma0 / sqrt D), the second layer as above. */
 void tsr_expert_mlp_reset(tsr_expert_mlp *l, tsr_params *p, tsr_rng *rng);
 /* x (E, M, D), the M rows of each expert -> (E, M, D). When `hidden` is not
  * NULL it receives the hidden activations after the ReLU, (E, M, H), for the
- * dormant-neuron statistics. */
+ * dormant-neuron statistics. Noisy experts need `noise` (NULL otherwise):
+ * each expert e, in order, draws eps_in (D values) then eps_out (H values),
+ * and its first layer runs with W = mu + sigma . f(eps_out) f(eps_in)^T and
+ * b = mu_b + sigma_b . f(eps_out); with noise->means_only, W = mu, b = mu_b. */
 tsr_tensor *tsr_expert_mlp_forward(tsr_expert_mlp *l, tsr_ctx *ctx, tsr_params *p, tsr_tensor *x,
-                                   tsr_tensor **hidden);
-/* Parameters of all experts: E (D H + H + H D + D). */
+                                   const tsr_noise *noise, tsr_tensor **hidden);
+/* Parameters of all experts: E (D H + H + H D + D), plus E (H D + H) sigmas
+ * when noisy. */
 int64_t tsr_expert_mlp_param_count(const tsr_expert_mlp *l);
 void tsr_expert_mlp_fini(tsr_expert_mlp *l);
 
@@ -145,6 +164,8 @@ typedef struct tsr_soft_moe_config {
     bool normalization;       /* false */
     bool use_random_phi;      /* phi redrawn from N(0, 1) every forward, not learned; false */
     tsr_moe_mix_mode mix_mode; /* TSR_MOE_MIX_FULL */
+    bool noisy_experts;       /* NoisyNet first layer in each expert; false */
+    double noisy_sigma0;      /* their sigma0 (>= 0); 0.5 */
 } tsr_soft_moe_config;
 
 /* The reference's defaults (listed beside the fields). */
@@ -187,6 +208,14 @@ void tsr_soft_moe_reset(tsr_soft_moe *l, tsr_params *p, tsr_rng *rng);
  * use_random_phi. */
 tsr_tensor *tsr_soft_moe_forward(tsr_soft_moe *l, tsr_ctx *ctx, tsr_params *p, tsr_tensor *x,
                                  tsr_rng *noise_rng, tsr_soft_moe_outputs *outputs);
+/* The same with the network's noise: noise->rng draws the random phi first
+ * and then, with noisy_experts, the experts' noise (none of it when
+ * noise->means_only, whose experts run on their means). tsr_soft_moe_forward
+ * is this with {noise_rng, means_only = false}. noise may be NULL when
+ * neither is used. */
+tsr_tensor *tsr_soft_moe_forward_noise(tsr_soft_moe *l, tsr_ctx *ctx, tsr_params *p,
+                                       tsr_tensor *x, const tsr_noise *noise,
+                                       tsr_soft_moe_outputs *outputs);
 /* Per-expert statistics from a forward's outputs (gates from the combine
  * weights, dispatch statistics from the dispatch weights, when present). */
 void tsr_soft_moe_stats(const tsr_soft_moe *l, const tsr_soft_moe_outputs *outputs,
@@ -210,6 +239,8 @@ typedef struct tsr_topk_moe_config {
     double entropy_weight;    /* 0.5 */
     bool importance_loss;
     double importance_weight; /* 1.0 */
+    bool noisy_experts;       /* NoisyNet first layer in each expert; false */
+    double noisy_sigma0;      /* their sigma0 (>= 0); 0.5 */
 } tsr_topk_moe_config;
 
 tsr_topk_moe_config tsr_topk_moe_config_default(void);
@@ -258,6 +289,13 @@ void tsr_topk_moe_reset(tsr_topk_moe *l, tsr_params *p, tsr_rng *rng);
  *              router probability of e; differentiable. */
 tsr_tensor *tsr_topk_moe_forward(tsr_topk_moe *l, tsr_ctx *ctx, tsr_params *p, tsr_tensor *x,
                                  tsr_rng *noise_rng, tsr_topk_moe_outputs *outputs);
+/* The same with the network's noise: noise->rng draws the routing noise
+ * first and then, with noisy_experts, the experts' noise (the experts' only
+ * from the means when noise->means_only; the routing noise is drawn either
+ * way, as tsr_topk_moe_forward's). noise may be NULL when neither is used. */
+tsr_tensor *tsr_topk_moe_forward_noise(tsr_topk_moe *l, tsr_ctx *ctx, tsr_params *p,
+                                       tsr_tensor *x, const tsr_noise *noise,
+                                       tsr_topk_moe_outputs *outputs);
 void tsr_topk_moe_stats(const tsr_topk_moe *l, const tsr_topk_moe_outputs *outputs,
                         tsr_moe_stats *stats);
 int64_t tsr_topk_moe_param_count(const tsr_topk_moe *l);

@@ -62,7 +62,8 @@ typedef struct tsr_network_config {
     double routing_noise_std;
     bool extra_dense;     /* MoE heads: dense(hidden) + ReLU after flatten */
     bool dueling;
-    bool noisy;           /* NoisyNet layers in the head (hidden and output) */
+    bool noisy;           /* NoisyNet layers in the head and the experts' first layer */
+    double noisy_sigma0;  /* NoisyNet sigma init: sigma0 / sqrt(fan_in) */
     int init;             /* 0 "dqn": xavier-uniform; 1 "rainbow": variance scaling */
     /* encoder = mlp: the widths of its dense + ReLU layers, "64, 64" (comma- or
      * space-separated, 1 to TSR_MLP_MAX_LAYERS of them). */
