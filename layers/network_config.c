@@ -53,7 +53,8 @@ static const tsr_config_key network_keys[] = {
         "MoE heads: dense(hidden) + ReLU after flattening the tokens"),
     KEY(dueling, TSR_CONFIG_BOOL, 0, 0, NULL, "false", "dueling value and advantage streams"),
     KEY(noisy, TSR_CONFIG_BOOL, 0, 0, NULL, "false",
-        "NoisyNet layers in the head (hidden and output), as Dopamine's Full Rainbow"),
+        "NoisyNet layers in the head and, with an MoE head, each expert's first layer, as "
+        "Dopamine's Full Rainbow (MoE)"),
     KEY(noisy_sigma0, TSR_CONFIG_DOUBLE, 0, 10, NULL, "0.5",
         "noisy: sigma initialised to sigma0 / sqrt(fan_in) (0.5: Fortunato et al.; 0.1: "
         "Dopamine's NoisyNetwork, set by the rainbow and der presets)"),

@@ -213,6 +213,10 @@ typedef struct tsr_noise {
     bool means_only; /* evaluation: W = mu_W, b = mu_b, and nothing is drawn */
 } tsr_noise;
 
+/* One factor f(e) = sgn(e) sqrt(|e|) of a fresh e ~ N(0, 1) from `rng` (the
+ * noisy linear layer's and the noisy experts' draws). */
+double tsr_noisy_factor(tsr_rng *rng);
+
 /* y = x W^T + b with W = mu_W + sigma_W . (f(eps_out) f(eps_in)^T) and
  * b = mu_b + sigma_b . f(eps_out), f(e) = sgn(e) sqrt(|e|), eps ~ N(0, 1).
  * Each forward draws eps_in (in values) and then eps_out (out values), in
@@ -221,10 +225,6 @@ typedef struct tsr_noise {
  * sigma_W^T) + b, which is differentiable in mu and sigma (the noise is not).
  * Init: mu ~ U(-1/sqrt(in), 1/sqrt(in)), sigma = sigma0 / sqrt(in), for
  * weights and biases alike. */
-/* One factor f(e) = sgn(e) sqrt(|e|) of a fresh e ~ N(0, 1) from `rng` (the
- * noisy linear layer's and the noisy experts' draws). */
-double tsr_noisy_factor(tsr_rng *rng);
-
 typedef struct tsr_noisy_linear {
     char name[TSR_LAYER_NAME_BYTES];
     int weight_mu, weight_sigma, bias_mu, bias_sigma; /* "<name>/weight_mu" etc. */

@@ -322,9 +322,9 @@ static int prepare(train_args *a, const tsr_run_schema *schema, tsr_run_config *
             }
             return write_config(schema, cfg, run_dir, a->quiet) ? 0 : 1;
         }
-        /* A checkpoint that opens may still fail to load: a damaged dataset,
-         * or a config the overrides made incompatible. Older ones are tried
-         * in turn; if none loads, the newest one's error is the one shown. */
+        /* A checkpoint that opens may still fail to load (a damaged dataset):
+         * older ones are tried in turn; if none loads, the newest one's error
+         * is the one shown. */
         bool replay_restored = false;
         tsr_error first = {0};
         for (;;) {
