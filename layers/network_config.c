@@ -34,9 +34,9 @@ static const tsr_config_key network_keys[] = {
         "hidden width of the dense head, or of each expert's MLP"),
     KEY(scale_hidden_by_experts, TSR_CONFIG_BOOL, 0, 0, NULL, "false",
         "dense head: multiply the hidden width by num_experts (match the parameters)"),
-    KEY(num_experts, TSR_CONFIG_INT, 1, 1024, NULL, "8",
-        "experts E (8 as Dopamine's ImpalaMoE and NatureDQNMoE; softmoe with 1: tokenized single "
-        "expert)"),
+    KEY(num_experts, TSR_CONFIG_INT, 1, 1024, NULL, "1",
+        "experts E (softmoe with 1: tokenized single expert; Dopamine's ImpalaMoE and "
+        "NatureDQNMoE default to 8, so set it with an MoE head)"),
     KEY(capacity_factor, TSR_CONFIG_DOUBLE, 1e-3, 1e3, NULL, "1.0",
         "slots (softmoe) or capacity (topk) per expert: ceil(tokens * c / E)"),
     KEY(router_normalization, TSR_CONFIG_BOOL, 0, 0, NULL, "false",
@@ -97,10 +97,6 @@ tsr_status tsr_network_config_validate(const tsr_network_config *cfg, tsr_error 
                              "network.scale_hidden_by_experts widens head = dense (the MoE "
                              "heads' experts have network.hidden units), not head = %s",
                              tsr_head_names[cfg->head]);
-    if (!cfg->noisy && cfg->noisy_sigma0 != 0.5)
-        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
-                             "network.noisy_sigma0 = %g applies with network.noisy = true",
-                             cfg->noisy_sigma0);
     if (cfg->head == TSR_HEAD_DENSE && cfg->extra_dense)
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
                              "network.extra_dense adds a dense layer after an MoE head; "

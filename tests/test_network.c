@@ -139,7 +139,6 @@ Test(network, cross_key_errors_name_the_keys)
         {{"network.encoder=mlp", "network.padding=valid"},
          "network.width_scale and network.padding apply to the conv encoders"},
         {{"network.encoder=mlp", "network.head=softmoe"}, "encoder = mlp takes head = dense"},
-        {{"network.noisy_sigma0=0.1"}, "network.noisy_sigma0 = 0.1 applies with network.noisy = true"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *set[2] = {(char *)cases[i].set[0], (char *)cases[i].set[1]};

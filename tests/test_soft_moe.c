@@ -260,10 +260,13 @@ Test(expert_mlp, noisy_first_layer_is_mu_plus_sigma_times_each_experts_factorise
         }
     }
     /* Evaluation runs on the means and draws nothing. */
-    m.means_only = true;
-    tsr_rng before = m.rng;
-    tsr_tensor *means = noisy_expert_forward(ctx, &x, &m);
-    cr_expect(!memcmp(&before, &m.rng, sizeof before));
+    tsr_rng eval_rng = m.rng, before = m.rng;
+    tsr_noise means_only = {&eval_rng, true};
+    tsr_tensor *means = tsr_expert_mlp_forward(&m.mlp, ctx, p, x, &means_only, NULL);
+    cr_expect(!memcmp(&before, &eval_rng, sizeof before), "evaluation drew noise");
+    tsr_noise drawing = {&eval_rng, false};
+    tsr_expert_mlp_forward(&m.mlp, ctx, p, x, &drawing, NULL);
+    cr_expect(memcmp(&before, &eval_rng, sizeof before), "training drew no noise");
     bool differs = false;
     for (int i = 0; i < 4; i++) differs |= tsr_f64(means)[i] != tsr_f64(y)[i];
     cr_expect(differs, "the noisy output equals the means' output");

@@ -112,10 +112,10 @@ int tsr_cmd_eval(int argc, char **argv)
      * ones are tried in turn, unless one was named with --checkpoint. */
     tsr_params *online = &tsr_agent_online(tsr_runner_agent(runner))->params;
     tsr_error first = {0};
-    while (tsr_checkpoint_load_params(params_path, "online", online, &err) != TSR_STATUS_OK) {
+    while ((st = tsr_checkpoint_load_params(params_path, "online", online, &err)) != TSR_STATUS_OK) {
         if (!first.message[0]) first = err;
         bool older = false;
-        if (!checkpoint) {
+        if (!checkpoint && st != TSR_STATUS_INVALID_ARGUMENT) {
             fprintf(stderr, "tessera eval: cannot load %s: %s\n", params_path, err.message);
             older = tsr_checkpoint_find_latest_before(run_dir, iteration, params_path,
                                                       sizeof params_path, &iteration, stderr,

@@ -158,34 +158,31 @@ static void stop_with_the_sweep(void)
     if ((long long)getppid() != pid) interrupted = 1;
 }
 
-/* Rewrites a metric file keeping the lines of iterations <= `last` (and the
- * CSV header): rows of an iteration after the checkpoint are done again. */
+/* Cuts a metric file after the lines of iterations <= `last` (and the CSV
+ * header): rows of an iteration after the checkpoint are done again. Rows are
+ * in iteration order, so what goes is a tail, cut in place with truncate(2):
+ * no copy, so it works on a full disk too. */
 static bool truncate_metrics(const char *path, int64_t last, bool json)
 {
     FILE *in = fopen(path, "r");
     if (!in) return errno == ENOENT;
-    char tmp[4700];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *out = fopen(tmp, "w");
-    if (!out) {
-        fclose(in);
-        return false;
-    }
     char *line = NULL;
     size_t cap = 0;
+    ssize_t len;
+    off_t keep = 0;
     bool first = true;
-    while (getline(&line, &cap, in) > 0) {
+    while ((len = getline(&line, &cap, in)) > 0) {
         long long it = 0;
-        bool keep = json ? sscanf(line, "{\"iteration\": %lld", &it) == 1 && it <= last
-                         : first || (sscanf(line, "%lld,", &it) == 1 && it <= last);
-        if (keep) fputs(line, out);
+        bool whole = line[len - 1] == '\n';
+        bool kept = whole && (json ? sscanf(line, "{\"iteration\": %lld", &it) == 1 && it <= last
+                                   : first || (sscanf(line, "%lld,", &it) == 1 && it <= last));
+        if (!kept) break;
+        keep += len;
         first = false;
     }
     free(line);
     fclose(in);
-    bool ok = fclose(out) == 0 && rename(tmp, path) == 0;
-    if (!ok) unlink(tmp);
-    return ok;
+    return truncate(path, keep) == 0;
 }
 
 /* Loads the config stored in a checkpoint (the run's own, whatever became of
@@ -324,7 +321,8 @@ static int prepare(train_args *a, const tsr_run_schema *schema, tsr_run_config *
         }
         /* A checkpoint that opens may still fail to load (a damaged dataset):
          * older ones are tried in turn; if none loads, the newest one's error
-         * is the one shown. */
+         * is the one shown. A config this tessera rejects (a bad value) is
+         * not damage: it stops at once. */
         bool replay_restored = false;
         tsr_error first = {0};
         for (;;) {
@@ -339,6 +337,11 @@ static int prepare(train_args *a, const tsr_run_schema *schema, tsr_run_config *
                 }
             }
             if (st == TSR_STATUS_OK) break;
+            if (st == TSR_STATUS_INVALID_ARGUMENT) {
+                fprintf(stderr, "tessera train: cannot resume %s from %s: %s\n", run_dir,
+                        checkpoint, err.message);
+                return 1;
+            }
             if (!first.message[0]) first = err;
             fprintf(stderr, "tessera train: cannot load %s: %s\n", checkpoint, err.message);
             if (tsr_checkpoint_find_latest_before(run_dir, iteration, checkpoint,
@@ -412,12 +415,14 @@ static bool save_checkpoint(tsr_runner *runner, const tsr_run_config *cfg, const
         fprintf(stderr, "tessera train: cannot create %s: %s\n", dir, strerror(errno));
         return false;
     }
-    if (tsr_runner_save_checkpoint(runner, path, cfg->run.checkpoint_replay, &err) != TSR_STATUS_OK ||
-        tsr_checkpoint_remove_old(run_dir, cfg->run.checkpoint_keep, &err) != TSR_STATUS_OK) {
+    if (tsr_runner_save_checkpoint(runner, path, cfg->run.checkpoint_replay, &err) != TSR_STATUS_OK) {
         fprintf(stderr, "tessera train: checkpoint of iteration %lld failed: %s\n",
                 (long long)iteration, err.message);
         return false;
     }
+    /* The checkpoint is in place: old ones left behind only cost disk. */
+    if (tsr_checkpoint_remove_old(run_dir, cfg->run.checkpoint_keep, &err) != TSR_STATUS_OK)
+        fprintf(stderr, "tessera train: WARNING: %s\n", err.message);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     struct stat sb;
     double megabytes = stat(path, &sb) == 0 ? (double)sb.st_size / 1e6 : NAN;
@@ -535,11 +540,19 @@ int tsr_cmd_train(int argc, char **argv)
     /* The last row says the run is finished (tessera sweep and report read it
      * so): without the final checkpoint it is not, so that row goes until a
      * resume redoes the iteration and saves. */
-    if (status && saved < cfg.run.iterations &&
-        truncate_metrics(csv_path, saved, false) && truncate_metrics(json_path, saved, true))
-        fprintf(stderr, "tessera train: the metric rows after iteration %lld (the newest "
-                        "checkpoint) are withdrawn until a resume redoes them\n",
-                (long long)saved);
+    if (status && saved < cfg.run.iterations) {
+        bool csv_cut = truncate_metrics(csv_path, saved, false);
+        bool json_cut = truncate_metrics(json_path, saved, true);
+        if (csv_cut && json_cut)
+            fprintf(stderr, "tessera train: the metric rows after iteration %lld (the newest "
+                            "checkpoint) are withdrawn until a resume redoes them\n",
+                    (long long)saved);
+        else
+            fprintf(stderr, "tessera train: ERROR: cannot withdraw the metric rows after "
+                            "iteration %lld from %s (%s): the run may look finished without its "
+                            "final checkpoint; resume it with tessera train --resume %s\n",
+                    (long long)saved, csv_cut ? json_path : csv_path, strerror(errno), run_dir);
+    }
 
     char checkpoint[4700];
     tsr_checkpoint_path(run_dir, saved, checkpoint, sizeof checkpoint);
