@@ -227,18 +227,38 @@ Test(checkpoint_cli, ctrl_c_keeps_the_last_checkpoint_and_a_replayless_resume_wa
     free(text);
 }
 
+/* A short CartPole run into `dir`: `iterations` of 300 agent steps, one
+ * evaluation episode. Returns tessera's exit code, with its output. */
+static int train_short(const char *dir, int iterations, char **out, char **err)
+{
+    char args[4096];
+    snprintf(args, sizeof args,
+             "train %s/cartpole/dqn.ini --quiet --run-dir %s --set run.iterations=%d "
+             "--set run.training_steps=300 --set run.evaluation_episodes=1 "
+             "--set agent.min_replay_history=100",
+             TSR_CONFIGS_DIR, dir, iterations);
+    return tessera(args, out, err);
+}
+
+/* Damage inside a checkpoint whose header stays intact: its online
+ * parameters are gone. */
+static void delete_online_params(const char *dir, int iteration)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/checkpoints/ckpt-%06d.h5", dir, iteration);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    cr_assert_geq(f, 0, "%s", path);
+    cr_assert_geq(H5Ldelete(f, "params/online", H5P_DEFAULT), 0);
+    H5Fclose(f);
+}
+
 Test(checkpoint_cli, resuming_a_finished_run_changes_nothing_and_train_refuses_its_directory,
      .init = make_tmpdir, .fini = remove_tmpdir)
 {
     char args[4096], dir[256];
     snprintf(dir, sizeof dir, "%s/run", tmpdir);
     char *out, *err;
-    snprintf(args, sizeof args,
-             "train %s/cartpole/dqn.ini --quiet --run-dir %s --set run.iterations=2 "
-             "--set run.training_steps=300 --set run.evaluation_episodes=1 "
-             "--set agent.min_replay_history=100",
-             TSR_CONFIGS_DIR, dir);
-    cr_assert_eq(tessera(args, &out, &err), 0, "%s", err);
+    cr_assert_eq(train_short(dir, 2, &out, &err), 0, "%s", err);
     free(out);
     free(err);
     char *before = metrics_without_speed(dir);
@@ -311,12 +331,7 @@ Test(checkpoint_cli, a_failed_final_save_withdraws_the_last_metric_row, .init = 
     snprintf(dir, sizeof dir, "%s/run", tmpdir);
     snprintf(path, sizeof path, "mkdir -p %s/checkpoints/ckpt-000001.h5.tmp", dir);
     cr_assert_eq(system(path), 0);
-    snprintf(args, sizeof args,
-             "train %s/cartpole/dqn.ini --quiet --run-dir %s --set run.iterations=1 "
-             "--set run.training_steps=300 --set run.evaluation_episodes=1 "
-             "--set agent.min_replay_history=100",
-             TSR_CONFIGS_DIR, dir);
-    cr_expect_eq(tessera(args, &out, &err), 1, "%s", out);
+    cr_expect_eq(train_short(dir, 1, &out, &err), 1, "%s", out);
     cr_expect(strstr(err, "checkpoint of iteration 1 failed") &&
                   strstr(err, "metric rows after iteration 0 (the newest checkpoint) are withdrawn"),
               "%s", err);
@@ -348,22 +363,13 @@ Test(checkpoint_cli, a_newest_checkpoint_that_opens_but_does_not_load_is_skipped
     /* Damage inside the file (its header intact): the online parameters are
      * gone from the newest checkpoint. eval and --resume fall back to the one
      * before, and the resumed run redoes the iteration to the same metrics. */
-    char args[4096], dir[256], path[512], *out, *err;
+    char args[4096], dir[256], *out, *err;
     snprintf(dir, sizeof dir, "%s/run", tmpdir);
-    snprintf(args, sizeof args,
-             "train %s/cartpole/dqn.ini --quiet --run-dir %s --set run.iterations=2 "
-             "--set run.training_steps=300 --set run.evaluation_episodes=1 "
-             "--set agent.min_replay_history=100",
-             TSR_CONFIGS_DIR, dir);
-    cr_assert_eq(tessera(args, &out, &err), 0, "%s", err);
+    cr_assert_eq(train_short(dir, 2, &out, &err), 0, "%s", err);
     free(out);
     free(err);
     char *before = metrics_without_speed(dir);
-    snprintf(path, sizeof path, "%s/checkpoints/ckpt-000002.h5", dir);
-    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
-    cr_assert_geq(f, 0);
-    cr_assert_geq(H5Ldelete(f, "params/online", H5P_DEFAULT), 0);
-    H5Fclose(f);
+    delete_online_params(dir, 2);
 
     snprintf(args, sizeof args, "eval %s --episodes 1", dir);
     cr_expect_eq(tessera(args, &out, &err), 0, "%s", err);
@@ -382,13 +388,7 @@ Test(checkpoint_cli, a_newest_checkpoint_that_opens_but_does_not_load_is_skipped
     free(after);
 
     /* When no checkpoint loads, resume fails with the newest one's error. */
-    for (int it = 1; it <= 2; it++) {
-        snprintf(path, sizeof path, "%s/checkpoints/ckpt-%06d.h5", dir, it);
-        f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
-        cr_assert_geq(f, 0);
-        cr_assert_geq(H5Ldelete(f, "params/online", H5P_DEFAULT), 0);
-        H5Fclose(f);
-    }
+    for (int it = 1; it <= 2; it++) delete_online_params(dir, it);
     before = metrics_without_speed(dir);
     cr_expect_eq(tessera(args, &out, &err), 1);
     cr_expect(strstr(err, "no checkpoint loads (the newest:") && strstr(err, "ckpt-000002.h5") &&
