@@ -273,7 +273,7 @@ Test(checkpoint_cli, resuming_a_finished_run_changes_nothing_and_train_refuses_i
     free(before);
     free(after);
 
-    cr_expect_eq(tessera(args, &out, &err), 1);
+    cr_expect_eq(train_short(dir, 2, &out, &err), 1);
     cr_expect(strstr(err, "already holds a run") && strstr(err, "--resume"), "%s", err);
     free(out);
     free(err);
