@@ -16,7 +16,7 @@ struct tsr_agent {
     tsr_env_spec spec;
     bool training;
     bool eval_mode;
-    bool noisy;                 /* the network draws noise: epsilon 0 in training */
+    bool noisy;                 /* NoisyNet layers (network.noisy): epsilon 0 in training */
     bool weighted_loss;         /* kind = rainbow: importance-weighted batch loss */
     bool update_priorities;     /* prioritized sampling actually in effect */
     char replay_description[160];
@@ -176,7 +176,10 @@ tsr_status tsr_agent_new(tsr_agent **out, const tsr_run_config *cfg, const tsr_e
         tsr_agent_free(a);
         return st;
     }
-    a->noisy = tsr_network_uses_noise(&a->online);
+    /* Only NoisyNet layers explore in place of epsilon (Dopamine's
+     * zero_epsilon); a random router or noisy routing is not exploration and
+     * keeps the epsilon schedule, as in Dopamine's MoE agents. */
+    a->noisy = cfg->network.noisy;
     a->weighted_loss = c->kind == TSR_AGENT_RAINBOW;
     a->gamma_n = pow(c->gamma, (double)c->n_step);
     tsr_rng init_rng;

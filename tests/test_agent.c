@@ -118,6 +118,40 @@ Test(agent, a_noisy_network_explores_with_epsilon_zero)
     tsr_agent_free(agent);
 }
 
+/* Router noise (a random Soft MoE router, noisy Top-1 routing) is not
+ * NoisyNet exploration: epsilon keeps its schedule, 1 in the warm-up. */
+Test(agent, router_noise_keeps_the_epsilon_schedule)
+{
+    const char *presets[][2] = {
+        {TSR_CONFIGS_DIR "/breakout/dqn_softmoe.ini", "network.random_router=true"},
+        {TSR_CONFIGS_DIR "/breakout/dqn_top1moe.ini", "network.noisy_routing=true"},
+        {TSR_CONFIGS_DIR "/breakout/dqn_top1moe.ini", "network.noisy=true"},
+    };
+    for (int i = 0; i < 3; i++) {
+        tsr_run_config cfg = load(presets[i][0], OVERRIDES(presets[i][1]));
+        tsr_error err;
+        tsr_env env;
+        tsr_env_game game;
+        tsr_env_options options;
+        cr_assert_eq(tsr_run_config_env(&cfg, &game, &options, &err), TSR_STATUS_OK, "%s",
+                     err.message);
+        cr_assert_eq(tsr_env_init(&env, game, &options, 3, &err), TSR_STATUS_OK, "%s",
+                     err.message);
+        tsr_env_spec spec = tsr_env_get_spec(&env);
+        tsr_agent *agent;
+        cr_assert_eq(tsr_agent_new(&agent, &cfg, &spec, 1000, true, &err), TSR_STATUS_OK, "%s",
+                     err.message);
+        uint8_t *obs = calloc(1, spec.obs_bytes);
+        tsr_env_observe(&env, obs);
+        tsr_agent_begin_episode(agent, obs);
+        double expected = i < 2 ? 1.0 : 0.0;
+        cr_expect_eq(tsr_agent_last_epsilon(agent), expected, "%s with %s: epsilon %g, expected %g",
+                     presets[i][0], presets[i][1], tsr_agent_last_epsilon(agent), expected);
+        free(obs);
+        tsr_agent_free(agent);
+    }
+}
+
 /* ---- updates and target syncs ----------------------------------------------- */
 
 Test(agent, updates_and_syncs_the_target_exactly_at_dopamines_steps)

@@ -26,7 +26,8 @@
  * so the first action of a run sees training_steps = 1 when epsilon is
  * computed (Dopamine increments before select_action). Epsilon follows
  * tsr_linearly_decaying_epsilon(decay_period, training_steps,
- * min_replay_history, epsilon_train); it is 0 with a noisy network, and
+ * min_replay_history, epsilon_train); it is 0 with NoisyNet layers
+ * (network.noisy; router noise keeps the schedule), and
  * epsilon_eval in evaluation mode (where nothing is stored or trained). An
  * action is random when u < epsilon, u uniform in [0, 1) from the exploration
  * stream (Dopamine tests u <= epsilon; with < an epsilon of 0 is exactly
