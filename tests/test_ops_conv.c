@@ -222,6 +222,7 @@ typedef struct conv_layer {
     const char *name;
     int64_t h, w, c, o, kernel;
     int stride;
+    tsr_padding padding;
 } conv_layer;
 
 /* One layer on both backends: forward (with or without the fused ReLU, with
@@ -245,7 +246,7 @@ static void conv_parity(const conv_layer *l, int64_t n, bool relu, bool bias)
         tsr_grad_reset(w[k], true);
         tsr_grad_reset(b[k], bias);
         tsr_ctx_begin_step(ctx[k]);
-        y[k] = tsr_conv2d(ctx[k], x[k], w[k], bias ? b[k] : NULL, l->stride, TSR_PADDING_SAME, relu, NULL);
+        y[k] = tsr_conv2d(ctx[k], x[k], w[k], bias ? b[k] : NULL, l->stride, l->padding, relu, NULL);
     }
     char what[160];
     snprintf(what, sizeof what, "%s batch %lld%s%s", l->name, (long long)n, relu ? " relu" : "",
@@ -303,9 +304,9 @@ static void conv_parity_all(const conv_layer *layers, int count)
 Test(conv2d, onednn_matches_reference_on_the_nature_layers, .timeout = 240)
 {
     const conv_layer layers[] = {
-        {"nature conv1 84x84x4 -> 32@8x8/4", 84, 84, 4, 32, 8, 4},
-        {"nature conv2 21x21x32 -> 64@4x4/2", 21, 21, 32, 64, 4, 2},
-        {"nature conv3 11x11x64 -> 64@3x3/1", 11, 11, 64, 64, 3, 1},
+        {"nature conv1 84x84x4 -> 32@8x8/4", 84, 84, 4, 32, 8, 4, TSR_PADDING_SAME},
+        {"nature conv2 21x21x32 -> 64@4x4/2", 21, 21, 32, 64, 4, 2, TSR_PADDING_SAME},
+        {"nature conv3 11x11x64 -> 64@3x3/1", 11, 11, 64, 64, 3, 1, TSR_PADDING_SAME},
     };
     conv_parity_all(layers, 3);
 }
@@ -313,11 +314,11 @@ Test(conv2d, onednn_matches_reference_on_the_nature_layers, .timeout = 240)
 Test(conv2d, onednn_matches_reference_on_the_impala_layers, .timeout = 240)
 {
     const conv_layer layers[] = {
-        {"impala stage1 84x84x4 -> 16@3x3", 84, 84, 4, 16, 3, 1},
-        {"impala block1 42x42x16 -> 16@3x3", 42, 42, 16, 16, 3, 1},
-        {"impala stage2 42x42x16 -> 32@3x3", 42, 42, 16, 32, 3, 1},
-        {"impala block2/stage3 21x21x32 -> 32@3x3", 21, 21, 32, 32, 3, 1},
-        {"impala block3 11x11x32 -> 32@3x3", 11, 11, 32, 32, 3, 1},
+        {"impala stage1 84x84x4 -> 16@3x3", 84, 84, 4, 16, 3, 1, TSR_PADDING_SAME},
+        {"impala block1 42x42x16 -> 16@3x3", 42, 42, 16, 16, 3, 1, TSR_PADDING_SAME},
+        {"impala stage2 42x42x16 -> 32@3x3", 42, 42, 16, 32, 3, 1, TSR_PADDING_SAME},
+        {"impala block2/stage3 21x21x32 -> 32@3x3", 21, 21, 32, 32, 3, 1, TSR_PADDING_SAME},
+        {"impala block3 11x11x32 -> 32@3x3", 11, 11, 32, 32, 3, 1, TSR_PADDING_SAME},
     };
     conv_parity_all(layers, 5);
 }
@@ -325,12 +326,27 @@ Test(conv2d, onednn_matches_reference_on_the_impala_layers, .timeout = 240)
 Test(conv2d, onednn_matches_reference_on_the_minatar_layers)
 {
     const conv_layer layers[] = {
-        {"minatar 10x10x4 -> 16@3x3", 10, 10, 4, 16, 3, 1},
-        {"minatar 10x10x6 -> 16@3x3", 10, 10, 6, 16, 3, 1},
-        {"minatar 10x10x7 -> 16@3x3", 10, 10, 7, 16, 3, 1},
-        {"minatar 10x10x10 -> 16@3x3", 10, 10, 10, 16, 3, 1},
+        {"minatar 10x10x4 -> 16@3x3", 10, 10, 4, 16, 3, 1, TSR_PADDING_SAME},
+        {"minatar 10x10x6 -> 16@3x3", 10, 10, 6, 16, 3, 1, TSR_PADDING_SAME},
+        {"minatar 10x10x7 -> 16@3x3", 10, 10, 7, 16, 3, 1, TSR_PADDING_SAME},
+        {"minatar 10x10x10 -> 16@3x3", 10, 10, 10, 16, 3, 1, TSR_PADDING_SAME},
     };
     conv_parity_all(layers, 4);
+}
+
+/* VALID padding: the MinAtar DQN presets (configs/base/minatar_dqn.ini, as
+ * the MinAtar paper: 10x10 -> 8x8) and the original DQN's Nature layers
+ * (84 -> 20 -> 9 -> 7). */
+Test(conv2d, onednn_matches_reference_with_valid_padding, .timeout = 240)
+{
+    const conv_layer layers[] = {
+        {"minatar valid 10x10x4 -> 16@3x3", 10, 10, 4, 16, 3, 1, TSR_PADDING_VALID},
+        {"minatar valid 10x10x10 -> 16@3x3", 10, 10, 10, 16, 3, 1, TSR_PADDING_VALID},
+        {"nature valid conv1 84x84x4 -> 32@8x8/4", 84, 84, 4, 32, 8, 4, TSR_PADDING_VALID},
+        {"nature valid conv2 20x20x32 -> 64@4x4/2", 20, 20, 32, 64, 4, 2, TSR_PADDING_VALID},
+        {"nature valid conv3 9x9x64 -> 64@3x3/1", 9, 9, 64, 64, 3, 1, TSR_PADDING_VALID},
+    };
+    conv_parity_all(layers, 5);
 }
 
 /* The reference kernels split work so that every sum runs in one fixed
