@@ -267,6 +267,8 @@ static void expect_no_allocation_after_warm_up(const char *preset, const char *c
      * environment, all on this thread (one OpenMP thread). What oneDNN's
      * execute and libgomp's one-thread teams allocate inside each call is
      * counted apart (support/allocations.h), and seen. */
+    cr_expect(counting, "no heap allocation counter (tests/support/allocations.c): tessera's own "
+                        "allocations went unchecked");
     if (counting) {
         cr_expect_eq(heap, 0, "%s: %ld heap allocations by tessera in 200 steps", preset, heap);
         cr_expect_gt(runtime, 0, "%s: the runtime allocation counter saw nothing", preset);

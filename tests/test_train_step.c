@@ -140,6 +140,8 @@ Test(train_step, allocates_nothing_after_warm_up)
      * primitive cache (one thread, so every allocation would be on this one).
      * oneDNN's execute and libgomp's one-thread teams allocate on every call:
      * counted apart, and seen, so the wrappers are in place. */
+    cr_expect(counting, "no heap allocation counter (tests/support/allocations.c): tessera's own "
+                        "allocations went unchecked");
     if (counting) {
         cr_expect_eq(heap, 0, "%ld heap allocations by tessera in 20 steps after warm-up", heap);
         cr_expect_gt(runtime, 0, "no allocation inside oneDNN or libgomp was counted");
