@@ -5,6 +5,7 @@
 
 #include "support/allclose.h"
 #include "support/gradcheck.h"
+#include "support/parity.h"
 #include "support/pool_checks.h"
 #include "tessera/tessera.h"
 
@@ -97,6 +98,60 @@ Test(max_pool2d, same_padding_never_selects_a_padded_position)
         tsr_tensor_free(x);
         tsr_ctx_free(ctx);
     }
+}
+
+/* Ties: oneDNN's backward finds each window's maximum again by value, the
+ * reference routes by the argmax it saved; both must give the whole window
+ * gradient to the first maximum in row-major order. A constant image has
+ * every window tied: each output's dy lands on its window's top-left
+ * in-image element. */
+Test(max_pool2d, tied_maxima_route_to_the_first_in_row_major_order)
+{
+    for (int k = 0; k < 2; k++) {
+        tsr_ctx *ctx = tsr_ctx_new(&(tsr_ctx_options){.backend = backends[k]});
+        tsr_tensor *x = tsr_tensor_new(TSR_DTYPE_F32, 4, TSR_SHAPE(1, 4, 4, 1));
+        tsr_tensor_fill(x, 2);
+        tsr_grad_reset(x, true);
+        /* 3x3 stride 2 SAME on 4 rows: windows {0,1,2} and {2,3}. */
+        tsr_tensor *y = tsr_max_pool2d(ctx, x, 3, 2, TSR_PADDING_SAME);
+        float dy_data[4] = {1, 2, 4, 8};
+        tsr_tensor dy = tsr_tensor_view(dy_data, TSR_DTYPE_F32, 4, TSR_SHAPE(1, 2, 2, 1));
+        tsr_backward_from(ctx, y, &dy);
+        float dx_expected[16] = {0};
+        dx_expected[0] = 1;  /* (0, 0) */
+        dx_expected[2] = 2;  /* (0, 2) */
+        dx_expected[8] = 4;  /* (2, 0) */
+        dx_expected[10] = 8; /* (2, 2) */
+        tsr_test_allclose_f32(tsr_f32(tsr_grad_get(ctx, x)), dx_expected, 16, 0, 0,
+                              backend_names[k]);
+        tsr_tensor_free(x);
+        tsr_ctx_free(ctx);
+    }
+}
+
+/* Many ties on an IMPALA-sized pool: inputs from {0, 1, 2}, dy small
+ * integers (every sum exact), so the two backends agree bit for bit. */
+Test(max_pool2d, onednn_and_reference_route_ties_alike_on_an_impala_pool)
+{
+    tsr_tensor *x0 = new_uniform(TSR_DTYPE_F32, 4, TSR_SHAPE(2, 21, 21, 8), 0, 3, 17);
+    for (int64_t i = 0; i < tsr_tensor_numel(x0); i++) tsr_f32(x0)[i] = floorf(tsr_f32(x0)[i]);
+    tsr_tensor *dx[2];
+    for (int k = 0; k < 2; k++) {
+        tsr_ctx *ctx = tsr_ctx_new(&(tsr_ctx_options){.backend = backends[k]});
+        tsr_tensor *x = tsr_test_heap_copy(x0);
+        tsr_grad_reset(x, true);
+        tsr_tensor *y = tsr_max_pool2d(ctx, x, 3, 2, TSR_PADDING_SAME);
+        tsr_tensor *dy = new_uniform(TSR_DTYPE_F32, 4, y->shape, 1, 9, 18);
+        for (int64_t i = 0; i < tsr_tensor_numel(dy); i++) tsr_f32(dy)[i] = floorf(tsr_f32(dy)[i]);
+        tsr_backward_from(ctx, y, dy);
+        dx[k] = tsr_test_heap_copy(tsr_grad_get(ctx, x));
+        tsr_tensor_free(dy);
+        tsr_tensor_free(x);
+        tsr_ctx_free(ctx);
+    }
+    tsr_test_allclose(dx[0], dx[1], 0, 0, "dx with tied maxima, oneDNN vs reference");
+    for (int k = 0; k < 2; k++) tsr_tensor_free(dx[k]);
+    tsr_tensor_free(x0);
 }
 
 /* ---- finite differences, parity, accumulation (support/pool_checks.c) ---- */
