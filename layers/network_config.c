@@ -30,8 +30,9 @@ static const tsr_config_key network_keys[] = {
     KEY(patch_size, TSR_CONFIG_INT, 1, 64, NULL, "3", "per_patch / avg_pool: patch side"),
     KEY(patch_embedding, TSR_CONFIG_INT, 1, 65536, NULL, "32",
         "per_patch: token width (Dopamine: 32 with IMPALA, 64 with the Nature encoder)"),
-    KEY(hidden, TSR_CONFIG_INT, 1, 1 << 20, NULL, "512",
-        "hidden width of the dense head, or of each expert's MLP"),
+    KEY(hidden, TSR_CONFIG_INT, 0, 1 << 20, NULL, "512",
+        "hidden width of the dense head (0: none, the features go straight to the output, as "
+        "Dopamine's MinAtar networks), or of each expert's MLP (at least 1)"),
     KEY(scale_hidden_by_experts, TSR_CONFIG_BOOL, 0, 0, NULL, "false",
         "dense head: multiply the hidden width by num_experts (match the parameters)"),
     KEY(num_experts, TSR_CONFIG_INT, 1, 1024, NULL, "1",
@@ -97,6 +98,11 @@ tsr_status tsr_network_config_validate(const tsr_network_config *cfg, tsr_error 
                              "network.scale_hidden_by_experts widens head = dense (the MoE "
                              "heads' experts have network.hidden units), not head = %s",
                              tsr_head_names[cfg->head]);
+    if (cfg->head != TSR_HEAD_DENSE && cfg->hidden < 1)
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "network.hidden = %lld: head = %s needs at least 1 unit per expert "
+                             "(0, no hidden layer, is for head = dense)",
+                             (long long)cfg->hidden, tsr_head_names[cfg->head]);
     if (cfg->head == TSR_HEAD_DENSE && cfg->extra_dense)
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
                              "network.extra_dense adds a dense layer after an MoE head; "

@@ -89,6 +89,25 @@ Test(network, parameter_counts_follow_the_arithmetic)
     tsr_network_fini(&net);
 }
 
+Test(network, hidden_0_sends_the_features_straight_to_the_output)
+{
+    /* Dopamine's MinAtar DQN and Rainbow networks: conv 16@3x3 SAME on
+     * 10x10x4, 1,600 features, then the output layer (here dueling C51). */
+    tsr_network_config cfg = CONFIG("network.encoder=minatar", "network.hidden=0");
+    tsr_network net;
+    tsr_error err;
+    cr_assert_eq(tsr_network_init(&net, &cfg, (tsr_image_shape){10, 10, 4}, 6, 1, 1.0f,
+                                  TSR_DTYPE_F32, &err), TSR_STATUS_OK, "%s", err.message);
+    cr_expect_eq(tsr_params_count(&net.params), 4 * 9 * 16 + 16 + 1600 * 6 + 6);
+    tsr_network_fini(&net);
+    cfg = CONFIG("network.encoder=minatar", "network.hidden=0", "network.dueling=true");
+    cr_assert_eq(tsr_network_init(&net, &cfg, (tsr_image_shape){10, 10, 4}, 6, 51, 1.0f,
+                                  TSR_DTYPE_F32, &err), TSR_STATUS_OK, "%s", err.message);
+    cr_expect_eq(tsr_params_count(&net.params),
+                 4 * 9 * 16 + 16 + 1600 * 6 * 51 + 6 * 51 + 1600 * 51 + 51);
+    tsr_network_fini(&net);
+}
+
 Test(network, online_and_target_built_from_one_config_share_a_layout)
 {
     tsr_network_config cfg = CONFIG("network.encoder=minatar", "network.head=softmoe");
@@ -141,6 +160,8 @@ Test(network, cross_key_errors_name_the_keys)
         {{"network.encoder=mlp", "network.padding=valid"},
          "network.width_scale and network.padding apply to the conv encoders"},
         {{"network.encoder=mlp", "network.head=softmoe"}, "encoder = mlp takes head = dense"},
+        {{"network.hidden=0", "network.head=topk"},
+         "network.hidden = 0: head = topk needs at least 1 unit per expert"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *set[2] = {(char *)cases[i].set[0], (char *)cases[i].set[1]};
@@ -227,6 +248,12 @@ Test(network, soft_moe_head_matches_finite_differences)
 {
     gradcheck_network(CONFIG("network.encoder=minatar", "network.head=softmoe",
                              "network.num_experts=2", "network.hidden=6"), 1);
+}
+
+Test(network, dense_head_without_a_hidden_layer_matches_finite_differences)
+{
+    gradcheck_network(CONFIG("network.encoder=minatar", "network.hidden=0", "network.dueling=true",
+                             "network.noisy=true"), 3);
 }
 
 Test(network, topk_head_matches_finite_differences)

@@ -1,7 +1,7 @@
 /* network.h — a value network described by one config block, built by one call.
  *
  *   encoder (Nature CNN | IMPALA ResNet | MinAtar conv, width-scaled)
- *     -> head: dense    flatten -> dense(hidden [x E]) -> ReLU
+ *     -> head: dense    flatten -> dense(hidden [x E]) -> ReLU (hidden 0: none)
  *              softmoe  tokens -> Soft MoE (E experts, E = 1: tokenized single expert)
  *                       -> flatten [-> dense(hidden) -> ReLU]
  *              topk     tokens -> Top-k MoE -> flatten [-> dense(hidden) -> ReLU]
@@ -50,7 +50,7 @@ typedef struct tsr_network_config {
     int tokens;           /* tsr_token_kind, encoders.h (MoE heads) */
     int64_t patch_size;
     int64_t patch_embedding;
-    int64_t hidden;       /* dense hidden width, or expert hidden width */
+    int64_t hidden;       /* dense hidden width (0: none), or expert hidden width (>= 1) */
     bool scale_hidden_by_experts; /* dense head: hidden x num_experts */
     int64_t num_experts;
     double capacity_factor;
