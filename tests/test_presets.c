@@ -2,6 +2,7 @@
  * files (`[config] base = ...`); the [agent], [optimizer] and [run] rules. */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,50 @@ Test(presets, the_minatar_dqn_preset_is_the_papers_settings)
     cr_expect_eq(cfg.agent.n_step, 3);
     cr_expect_eq(cfg.loss.kind, TSR_VALUE_LOSS_C51);
     cr_expect_eq(cfg.optimizer.kind, TSR_OPTIMIZER_ADAM);
+}
+
+/* Every preset of one MinAtar game and of CartPole trains: one short
+ * iteration with updates from step 40 and an evaluation episode. The
+ * presets differ only in their game between the MinAtar directories, so
+ * Breakout stands for the five. */
+static int train_presets_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "cannot open %s", dir);
+    int trained = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcmp(e->d_name + len - 4, ".ini")) continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        tsr_run_config cfg = tsr_test_load_run_config(
+            path,
+            TSR_TEST_OVERRIDES("run.iterations=1", "run.training_steps=120",
+                               "run.evaluation_episodes=1", "run.max_episode_steps=40",
+                               "agent.min_replay_history=40", "agent.update_period=1"));
+        tsr_runner *runner;
+        tsr_error err;
+        cr_assert_eq(tsr_runner_new(&runner, &cfg, true, &err), TSR_STATUS_OK, "%s: %s", path,
+                     err.message);
+        tsr_iteration_metrics m;
+        cr_assert(tsr_runner_run_iteration(runner, &m, &err), "%s: %s", path, err.message);
+        cr_expect_geq(m.gradient_updates, 70, "%s: %lld updates", path,
+                      (long long)m.gradient_updates);
+        cr_expect(isfinite(m.loss) && isfinite(m.mean_q) && isfinite(m.eval_return) &&
+                      isfinite(m.train_return),
+                  "%s: loss %g, mean Q %g, returns %g / %g", path, m.loss, m.mean_q,
+                  m.train_return, m.eval_return);
+        tsr_runner_free(runner);
+        trained++;
+    }
+    closedir(d);
+    return trained;
+}
+
+Test(presets, every_breakout_and_cartpole_preset_trains_and_evaluates, .timeout = 240)
+{
+    cr_expect_eq(train_presets_in(TSR_CONFIGS_DIR "/breakout"), 8);
+    cr_expect_eq(train_presets_in(TSR_CONFIGS_DIR "/cartpole"), 5);
 }
 
 /* ---- layered files ----------------------------------------------------------- */
