@@ -109,7 +109,7 @@ tsr_status tsr_network_init(tsr_network *net, const tsr_network_config *cfg, tsr
     net->input_scale = input_scale;
     tsr_params_init_dtype(&net->params, dtype);
 
-    tsr_image_shape features;
+    tsr_image_shape features = {0}; /* unset when the encoder fails */
     s = build_encoder(net, input, &features, err);
     int64_t flat = features.h * features.w * features.c;
     if (s == TSR_STATUS_OK && cfg->head != TSR_HEAD_DENSE) s = build_moe(net, features, &flat, err);

@@ -250,6 +250,24 @@ Test(twohot, matches_hand_computed_values)
     tsr_support_fini(&s);
 }
 
+/* A diverged target network gives a NaN target: its row is NaN (and so the
+ * loss), with no index computed from it; the other rows are untouched. The
+ * sanitizer build catches the float-to-integer conversion of a NaN. */
+Test(twohot, a_nan_target_gives_a_nan_row)
+{
+    tsr_support s = make_support(TSR_VALUE_LOSS_TWOHOT, 5, -2, 2);
+    tsr_ctx *ctx = new_ctx();
+    tsr_ctx_begin_step(ctx);
+    tsr_tensor *y = vec_f64((double[]){NAN, 0.25}, 2);
+    tsr_tensor *t = tsr_twohot_target(ctx, &s, y);
+    for (int i = 0; i < 5; i++) cr_expect(isnan(tsr_f64(t)[i]), "atom %d: %g", i, tsr_f64(t)[i]);
+    const double want[] = {0, 0, 0.75, 0.25, 0};
+    tsr_test_allclose_f64(tsr_f64(t) + 5, want, 5, 0, 1e-15, "the finite row");
+    tsr_tensor_free(y);
+    tsr_ctx_free(ctx);
+    tsr_support_fini(&s);
+}
+
 Test(twohot, is_the_c51_projection_of_a_point_mass)
 {
     tsr_support s = make_support(TSR_VALUE_LOSS_TWOHOT, 51, -10, 10);

@@ -144,6 +144,10 @@ void TSR_FN(tsr_ref_readout_bwd)(const real *probs, const double *values, const 
 static void scatter_point(real *out, int64_t k, double t, double mass, double vmin, double vmax,
                           double spacing)
 {
+    if (isnan(t)) { /* a diverged target: the row, and so the loss, is NaN */
+        for (int64_t i = 0; i < k; i++) out[i] = (real)NAN;
+        return;
+    }
     t = t < vmin ? vmin : t > vmax ? vmax : t;
     double b = (t - vmin) / spacing;
     double last = (double)(k - 1);
