@@ -489,5 +489,11 @@ void tsr_agent_checkpoint(tsr_agent *a, tsr_ckpt *c, bool with_replay, bool *rep
     if (writing) tsr_ckpt_i64(c, "counters/replay_add_count", &add_count);
     bool restore = writing ? with_replay : tsr_ckpt_has(c, "replay/add_count");
     if (restore) tsr_replay_checkpoint(a->replay, c, "replay");
+    if (restore && !writing && tsr_ckpt_status(c) == TSR_STATUS_OK) {
+        int64_t slot = tsr_replay_find_action_at_least(a->replay, (int32_t)a->spec.num_actions);
+        if (slot >= 0)
+            tsr_ckpt_fail(c, TSR_STATUS_FORMAT, "replay: slot %lld holds an action outside the "
+                          "%d of %s", (long long)slot, a->spec.num_actions, a->spec.name);
+    }
     if (replay_restored) *replay_restored = restore && tsr_ckpt_status(c) == TSR_STATUS_OK;
 }

@@ -589,8 +589,45 @@ void tsr_replay_checkpoint(tsr_replay *r, tsr_ckpt *c, const char *group)
     if (tsr_ckpt_writing(c) || tsr_ckpt_status(c) != TSR_STATUS_OK) return;
     for (int64_t node = r->tree_leaves - 1; node >= 1; node--)
         r->tree[node] = r->tree[2 * node] + r->tree[2 * node + 1];
-    if (r->add_count < 0 || r->num_valid < 0 || r->num_valid > r->capacity)
-        tsr_ckpt_fail(c, TSR_STATUS_FORMAT, "replay counters out of range (add_count %lld, "
-                      "num_valid %lld, capacity %lld)",
+    if (r->add_count < 0 || r->num_valid < 0 || r->num_valid > r->capacity ||
+        r->num_valid > r->add_count) {
+        tsr_ckpt_fail(c, TSR_STATUS_FORMAT, "%s: counters out of range (add_count %lld, "
+                      "num_valid %lld, capacity %lld)", group,
                       (long long)r->add_count, (long long)r->num_valid, (long long)r->capacity);
+        return;
+    }
+    /* What sampling relies on: a valid slot holds a step already added and
+     * a positive finite priority, every other slot priority 0, the valid
+     * count is num_valid, and actions are indices. A damaged or edited file
+     * fails here, not with a read outside the buffers later. */
+    int64_t valid = 0;
+    for (int64_t slot = 0; slot < r->capacity; slot++) {
+        double p = r->tree[r->tree_leaves + slot];
+        bool is_valid = r->flags[slot] & FLAG_VALID;
+        const char *problem = NULL;
+        if (is_valid && !(slot < r->add_count && isfinite(p) && p > 0.0))
+            problem = "a valid transition with no step added there or a priority that is not "
+                      "positive and finite";
+        else if (!is_valid && p != 0.0)
+            problem = "an invalid slot with a priority";
+        else if (r->actions[slot] < 0)
+            problem = "a negative action";
+        if (problem) {
+            tsr_ckpt_fail(c, TSR_STATUS_FORMAT, "%s: slot %lld holds %s (priority %g, action %d)",
+                          group, (long long)slot, problem, p, (int)r->actions[slot]);
+            return;
+        }
+        valid += is_valid;
+    }
+    if (valid != r->num_valid || !(isfinite(r->max_priority) && r->max_priority > 0.0))
+        tsr_ckpt_fail(c, TSR_STATUS_FORMAT, "%s: %lld valid slots but num_valid %lld, "
+                      "max_priority %g", group, (long long)valid, (long long)r->num_valid,
+                      r->max_priority);
+}
+
+int64_t tsr_replay_find_action_at_least(const tsr_replay *r, int32_t bound)
+{
+    for (int64_t slot = 0; slot < r->capacity; slot++)
+        if ((r->flags[slot] & FLAG_VALID) && r->actions[slot] >= bound) return slot;
+    return -1;
 }

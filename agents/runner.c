@@ -245,10 +245,14 @@ static void env_checkpoint(tsr_ckpt *c, tsr_env *env, const char *name)
                           "%s is the state of another game than this run's env.name", path);
     }
     tsr_free(bytes);
+    /* Also inside the state (checked there); a dataset of its own for
+     * readers of the file, which must agree with it. */
     int64_t previous_action = env->previous_action;
     snprintf(path, sizeof path, "env/%s/previous_action", name);
     tsr_ckpt_i64(c, path, &previous_action);
-    env->previous_action = (int32_t)previous_action;
+    if (!writing && tsr_ckpt_status(c) == TSR_STATUS_OK && previous_action != env->previous_action)
+        tsr_ckpt_fail(c, TSR_STATUS_FORMAT, "%s = %lld disagrees with the environment state's %d",
+                      path, (long long)previous_action, (int)env->previous_action);
     snprintf(path, sizeof path, "rng/%s_env", name);
     tsr_ckpt_rng(c, path, &env->rng);
     snprintf(path, sizeof path, "rng/%s_sticky", name);

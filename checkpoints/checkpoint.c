@@ -485,10 +485,12 @@ tsr_status tsr_ckpt_create(tsr_ckpt **out, const char *path, tsr_error *err)
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT, "checkpoint path too long: %s", path);
     tsr_ckpt *c = ckpt_alloc(path, true, err);
     snprintf(c->tmp_path, sizeof c->tmp_path, "%s.tmp", path);
+    errno = 0; /* HDF5 does not always set it: 0 afterwards means no system error */
     c->file = H5Fcreate(c->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (c->file < 0) {
         tsr_status st = tsr_error_set(err, TSR_STATUS_IO, "cannot create checkpoint file %s: %s",
-                                      c->tmp_path, strerror(errno));
+                                      c->tmp_path,
+                                      errno ? strerror(errno) : "HDF5 refused to create it");
         ckpt_release(c);
         return st;
     }
@@ -540,7 +542,11 @@ tsr_status tsr_ckpt_open(tsr_ckpt **out, const char *path, tsr_error *err)
     tsr_ckpt *c = ckpt_alloc(path, false, err);
     tsr_status st = TSR_STATUS_OK;
     htri_t is_hdf5 = H5Fis_hdf5(path);
-    if (is_hdf5 <= 0) {
+    int fd = is_hdf5 < 0 ? open(path, O_RDONLY) : -1;
+    if (is_hdf5 < 0 && fd < 0) {
+        st = tsr_error_set(err, TSR_STATUS_IO, "cannot read checkpoint %s: %s", path,
+                           strerror(errno));
+    } else if (is_hdf5 <= 0) {
         st = tsr_error_set(err, TSR_STATUS_FORMAT,
                            "%s is not an HDF5 file (%lld bytes; not a tessera checkpoint, or "
                            "truncated to its first bytes)",
@@ -554,6 +560,7 @@ tsr_status tsr_ckpt_open(tsr_ckpt **out, const char *path, tsr_error *err)
         else
             st = check_root(c);
     }
+    if (fd >= 0) close(fd);
     if (st != TSR_STATUS_OK) {
         ckpt_release(c);
         return st;
@@ -572,7 +579,10 @@ static bool sync_file(const char *path)
     return ok;
 }
 
-static void sync_parent_dir(const char *path)
+/* Flushes the directory entry of `path` (its rename) to the disk. A file
+ * system that cannot fsync a directory (EINVAL) has nothing more to offer
+ * and counts as success. */
+static bool sync_parent_dir(const char *path)
 {
     char dir[PATH_BYTES];
     snprintf(dir, sizeof dir, "%s", path);
@@ -580,9 +590,12 @@ static void sync_parent_dir(const char *path)
     if (slash) *slash = '\0';
     else snprintf(dir, sizeof dir, ".");
     int fd = open(slash && !dir[0] ? "/" : dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return;
-    fsync(fd);
+    if (fd < 0) return false;
+    bool ok = fsync(fd) == 0 || errno == EINVAL;
+    int saved = errno;
     close(fd);
+    errno = saved;
+    return ok;
 }
 
 tsr_status tsr_ckpt_close(tsr_ckpt *c)
@@ -616,7 +629,14 @@ tsr_status tsr_ckpt_close(tsr_ckpt *c)
         unlink(tmp);
         return st;
     }
-    sync_parent_dir(path);
+    /* Not durable, not saved: the caller treats it as a failed save (and
+     * keeps the previous checkpoints), so the file goes too. */
+    if (!sync_parent_dir(path)) {
+        st = tsr_error_set(err, TSR_STATUS_IO, "checkpoint %s: fsync of its directory failed: %s",
+                           path, strerror(errno));
+        unlink(path);
+        return st;
+    }
     return TSR_STATUS_OK;
 }
 
@@ -628,14 +648,16 @@ void tsr_checkpoint_path(const char *run_dir, int64_t iteration, char *out, size
 }
 
 /* Iteration numbers of the checkpoint files in RUN_DIR/checkpoints, sorted
- * newest first; with `tmp`, the stray "*.h5.tmp" files instead. */
+ * newest first; with `tmp`, the stray "*.h5.tmp" files instead. No such
+ * directory is no checkpoint; a directory that cannot be read is an error
+ * (-1, errno set), never taken for an empty one. */
 static int64_t list_checkpoints(const char *run_dir, bool tmp, int64_t **iterations)
 {
     char dir[PATH_BYTES];
     snprintf(dir, sizeof dir, "%s/checkpoints", run_dir);
     *iterations = NULL;
     DIR *d = opendir(dir);
-    if (!d) return 0;
+    if (!d) return errno == ENOENT ? 0 : -1;
     int64_t count = 0, capacity = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
@@ -672,6 +694,9 @@ tsr_status tsr_checkpoint_find_latest_before(const char *run_dir, int64_t before
 {
     int64_t *its;
     int64_t listed = list_checkpoints(run_dir, false, &its), count = 0;
+    if (listed < 0)
+        return tsr_error_set(err, TSR_STATUS_BACKEND, "cannot read %s/checkpoints: %s", run_dir,
+                             strerror(errno));
     for (int64_t i = 0; i < listed; i++) {
         if (its[i] >= before) continue;
         count++;
@@ -696,7 +721,8 @@ tsr_status tsr_checkpoint_find_latest_before(const char *run_dir, int64_t before
                          run_dir);
 }
 
-tsr_status tsr_checkpoint_remove_old(const char *run_dir, int64_t keep, tsr_error *err)
+tsr_status tsr_checkpoint_remove_old(const char *run_dir, int64_t keep, int64_t newest,
+                                     tsr_error *err)
 {
     TSR_ASSERT_MSG(keep >= 1, "keep %" PRId64 " checkpoints", keep);
     char path[PATH_BYTES];
@@ -704,7 +730,14 @@ tsr_status tsr_checkpoint_remove_old(const char *run_dir, int64_t keep, tsr_erro
     for (int pass = 0; pass < 2; pass++) {
         int64_t *its;
         int64_t count = list_checkpoints(run_dir, pass == 1, &its);
-        for (int64_t i = pass == 1 ? 0 : keep; i < count; i++) {
+        if (count < 0)
+            return tsr_error_set(err, TSR_STATUS_IO, "cannot list %s/checkpoints to remove old "
+                                 "ones: %s", run_dir, strerror(errno));
+        /* Newest first: skip files past `newest` (not this run's history:
+         * left alone), then keep `keep` files, the first being `newest`. */
+        int64_t kept = 0;
+        for (int64_t i = 0; i < count; i++) {
+            if (pass == 0 && (its[i] > newest || kept++ < keep)) continue;
             tsr_checkpoint_path(run_dir, its[i], path, sizeof path);
             if (pass == 1) strcat(path, ".tmp");
             if (unlink(path) != 0 && errno != ENOENT && st == TSR_STATUS_OK)
@@ -752,13 +785,21 @@ tsr_status tsr_checkpoint_read_config(const char *path, char **text, tsr_error *
 typedef struct inspect_state {
     FILE *out;
     tsr_ckpt *c;
+    int64_t unreadable; /* datasets whose values could not be read */
 } inspect_state;
 
-/* The share of exact zeros among a float dataset's values. */
-static double float_sparsity(hid_t ds, int ndim, const hsize_t *dims)
+static hsize_t dims_numel(int ndim, const hsize_t *dims)
 {
     hsize_t numel = 1;
     for (int i = 0; i < ndim; i++) numel *= dims[i];
+    return numel;
+}
+
+/* The share of exact zeros among a float dataset's values (NaN when they
+ * cannot be read, or there are none). */
+static double float_sparsity(hid_t ds, int ndim, const hsize_t *dims)
+{
+    hsize_t numel = dims_numel(ndim, dims);
     if (numel == 0) return NAN;
     double *buf = tsr_malloc((size_t)numel * sizeof *buf);
     double zeros = 0;
@@ -775,7 +816,11 @@ static herr_t inspect_one(hid_t group, const char *name, const H5L_info_t *info,
     (void)info;
     inspect_state *s = user;
     hid_t obj = H5Oopen(group, name, H5P_DEFAULT);
-    if (obj < 0) return 0;
+    if (obj < 0) {
+        fprintf(s->out, "  %-56s (cannot be opened)\n", name);
+        s->unreadable++;
+        return 0;
+    }
     if (H5Iget_type(obj) != H5I_DATASET || !strcmp(name, "config")) {
         H5Oclose(obj);
         return 0;
@@ -793,11 +838,21 @@ static herr_t inspect_one(hid_t group, const char *name, const H5L_info_t *info,
                                  : H5Tget_class(type) == H5T_STRING ? "string" : "other";
     if (ndim == 0 && cls >= 0) {
         double v = 0;
-        H5Dread(obj, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v);
-        fprintf(s->out, "  %-56s %-8s %-22s = %.17g\n", name, tname, "scalar", v);
+        if (H5Dread(obj, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) >= 0) {
+            fprintf(s->out, "  %-56s %-8s %-22s = %.17g\n", name, tname, "scalar", v);
+        } else {
+            fprintf(s->out, "  %-56s %-8s %-22s (unreadable)\n", name, tname, "scalar");
+            s->unreadable++;
+        }
     } else if (ndim > 0 && (cls == TSR_CKPT_F32 || cls == TSR_CKPT_F64)) {
         double sparsity = float_sparsity(obj, ndim, dims);
-        fprintf(s->out, "  %-56s %-8s %-22s sparsity %.4f\n", name, tname, shape_text, sparsity);
+        if (isnan(sparsity) && dims_numel(ndim, dims) > 0) {
+            fprintf(s->out, "  %-56s %-8s %-22s (unreadable)\n", name, tname, shape_text);
+            s->unreadable++;
+        } else {
+            fprintf(s->out, "  %-56s %-8s %-22s sparsity %.4f\n", name, tname, shape_text,
+                    sparsity);
+        }
     } else if (ndim == 0 && H5Tget_class(type) == H5T_STRING) {
         char *text = read_text(obj, false);
         fprintf(s->out, "  %-56s %-8s %-22s = \"%s\"\n", name, tname, "scalar", text ? text : "?");
@@ -841,10 +896,18 @@ tsr_status tsr_checkpoint_inspect(const char *path, FILE *out, tsr_error *err)
         print_counter(c, out, counters[i]);
     fprintf(out, "\ndatasets (name, type, shape, share of exact zeros for float tensors)\n");
     inspect_state s = {.out = out, .c = c};
-    H5Lvisit(c->file, H5_INDEX_NAME, H5_ITER_INC, inspect_one, &s);
+    bool visited = H5Lvisit(c->file, H5_INDEX_NAME, H5_ITER_INC, inspect_one, &s) >= 0;
     char *config = NULL;
     tsr_ckpt_text(c, "config", &config);
     if (config) fprintf(out, "\nconfig\n%s", config);
     tsr_free(config);
-    return tsr_ckpt_close(c);
+    st = tsr_ckpt_close(c);
+    if (st == TSR_STATUS_OK && !visited)
+        st = tsr_error_set(err, TSR_STATUS_FORMAT, "%s: its datasets could not all be listed "
+                           "(damaged file)", path);
+    if (st == TSR_STATUS_OK && s.unreadable)
+        st = tsr_error_set(err, TSR_STATUS_FORMAT, "%s: %" PRId64 " dataset%s could not be read "
+                           "(damaged file; marked above)", path, s.unreadable,
+                           s.unreadable == 1 ? "" : "s");
+    return st;
 }

@@ -255,9 +255,16 @@ tsr_status tsr_config_load_file(const tsr_config_schema *schema, void *target, c
     if (!f)
         return tsr_error_set(err, TSR_STATUS_IO, "cannot open config file %s: %s", path,
                              strerror(errno));
+    tsr_status st = tsr_config_load_stream(schema, target, f, path, err);
+    fclose(f);
+    return st;
+}
+
+tsr_status tsr_config_load_stream(const tsr_config_schema *schema, void *target, FILE *f,
+                                  const char *path, tsr_error *err)
+{
     load_state st = load_state_make(schema, target, path, f, err);
     int line = ini_parse_stream(read_line, &st, on_ini_entry, &st);
-    fclose(f);
     tsr_free(st.set_at);
     /* inih reports its first error line; report whichever error came first. */
     if (line > 0 && (st.status == TSR_STATUS_OK || line < st.fail_line))

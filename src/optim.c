@@ -400,9 +400,12 @@ void tsr_optimizer_checkpoint(tsr_optimizer *opt, tsr_ckpt *c, const char *group
                           "run's optimizer is %s with %d (was optimizer.kind, centered or "
                           "momentum changed?)",
                           group, file_kind, (long long)slots, kind, opt->state_count);
-        tsr_free(file_kind);
-        if (!same) return;
+        if (!same) {
+            tsr_free(file_kind);
+            return;
+        }
     }
+    if (file_kind != kind) tsr_free(file_kind); /* read, whatever came after */
     snprintf(path, sizeof path, "%s/step_count", group);
     tsr_ckpt_i64(c, path, &opt->step_count);
     for (int s = 0; s < opt->state_count; s++)

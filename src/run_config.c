@@ -1,7 +1,9 @@
 /* run_config.c — the run's schema, assembled from each part's keys. */
 #include "tessera/run_config.h"
 
+#include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "tessera/status.h"
@@ -210,12 +212,39 @@ static tsr_status validate_agent(const tsr_run_config *cfg, tsr_error *err)
     return TSR_STATUS_OK;
 }
 
+static tsr_status finish_load(const tsr_run_schema *s, tsr_run_config *cfg, tsr_status st,
+                              char *const *overrides, int num_overrides, tsr_error *err);
+
 tsr_status tsr_run_config_load(const tsr_run_schema *s, tsr_run_config *cfg, const char *path,
                                char *const *overrides, int num_overrides, tsr_error *err)
 {
     tsr_run_config_defaults(s, cfg);
     tsr_status st = TSR_STATUS_OK;
     if (path) st = tsr_config_load_file_layered(&s->schema, cfg, path, err);
+    return finish_load(s, cfg, st, overrides, num_overrides, err);
+}
+
+tsr_status tsr_run_config_load_text(const tsr_run_schema *s, tsr_run_config *cfg,
+                                    const char *text, const char *name, char *const *overrides,
+                                    int num_overrides, tsr_error *err)
+{
+    tsr_run_config_defaults(s, cfg);
+    size_t length = strlen(text);
+    if (length == 0)
+        return tsr_error_set(err, TSR_STATUS_FORMAT, "%s: the config is empty", name);
+    FILE *f = fmemopen((void *)text, length, "r");
+    if (!f)
+        return tsr_error_set(err, TSR_STATUS_OUT_OF_MEMORY, "%s: cannot read the config: %s",
+                             name, strerror(errno));
+    tsr_status st = tsr_config_load_stream(&s->schema, cfg, f, name, err);
+    fclose(f);
+    return finish_load(s, cfg, st, overrides, num_overrides, err);
+}
+
+/* Overrides, then the cross-key rules. */
+static tsr_status finish_load(const tsr_run_schema *s, tsr_run_config *cfg, tsr_status st,
+                              char *const *overrides, int num_overrides, tsr_error *err)
+{
     for (int i = 0; st == TSR_STATUS_OK && i < num_overrides; i++)
         st = tsr_config_apply_override(&s->schema, cfg, overrides[i], err);
     if (st == TSR_STATUS_OK) st = tsr_network_config_validate(&cfg->network, err);

@@ -339,6 +339,74 @@ Test(checkpoint, bad_files_get_clear_errors_and_are_left_untouched, .init = make
     expect_refused(&cfg, path, "incomplete checkpoint");
 }
 
+/* Writes `value` at element `index` of a 1-d dataset of `path` (in its
+ * own type, through a double). */
+static void poke(const char *path, const char *dataset, hsize_t index, double value)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    cr_assert_geq(f, 0);
+    hid_t ds = H5Dopen2(f, dataset, H5P_DEFAULT);
+    cr_assert_geq(ds, 0, "%s has no %s", path, dataset);
+    hid_t space = H5Dget_space(ds);
+    if (H5Sget_simple_extent_ndims(space) > 0) {
+        hsize_t one = 1;
+        H5Sselect_elements(space, H5S_SELECT_SET, 1, &index);
+        hid_t mem = H5Screate_simple(1, &one, NULL);
+        cr_assert_geq(H5Dwrite(ds, H5T_NATIVE_DOUBLE, mem, space, H5P_DEFAULT, &value), 0);
+        H5Sclose(mem);
+    } else {
+        cr_assert_geq(H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value), 0);
+    }
+    H5Sclose(space);
+    H5Dclose(ds);
+    H5Fclose(f);
+}
+
+/* Edited or damaged contents that the counters alone do not reveal are
+ * refused at load, naming what is wrong, instead of sending sampling
+ * outside the replay's buffers (or an environment an invalid action). */
+Test(checkpoint, inconsistent_replay_and_env_contents_are_refused, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    tsr_run_config cfg = short_config("cartpole/dqn", NO_EXTRA);
+    char good[256], path[256];
+    saved_run(&cfg, 1, "good.h5", true, good);
+    static const struct {
+        const char *dataset;
+        hsize_t index;
+        double value;
+        const char *words;
+    } cases[] = {
+        {"replay/priorities", 0, -1.0, "priority that is not positive and finite"},
+        {"replay/priorities", 1, NAN, "priority that is not positive and finite"},
+        {"replay/flags", 0, 0.0, "an invalid slot with a priority"},
+        {"replay/actions", 2, -3.0, "a negative action"},
+        {"replay/actions", 3, 7.0, "holds an action outside the 2 of"},
+        {"replay/num_valid", 0, 5.0, "valid slots but num_valid 5"},
+        {"replay/add_count", 0, 3.0, "counters out of range"},
+        {"replay/max_priority", 0, 0.0, "max_priority 0"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(path, sizeof path, "%s/edited-%zu.h5", tmpdir, i);
+        copy_file(good, path);
+        poke(path, cases[i].dataset, cases[i].index, cases[i].value);
+        expect_refused(&cfg, path, cases[i].words);
+    }
+    /* The previous action is in the env state and in a dataset of its own:
+     * the two must agree. */
+    hid_t f = H5Fopen(good, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(f, "env/train/previous_action", H5P_DEFAULT);
+    cr_assert_geq(ds, 0, "no env/train/previous_action");
+    long long previous = 0;
+    H5Dread(ds, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, &previous);
+    H5Dclose(ds);
+    H5Fclose(f);
+    snprintf(path, sizeof path, "%s/edited-action.h5", tmpdir);
+    copy_file(good, path);
+    poke(path, "env/train/previous_action", 0, (double)(1 - previous));
+    expect_refused(&cfg, path, "disagrees with the environment state");
+}
+
 Test(checkpoint, another_network_is_refused_naming_the_tensor_and_both_shapes,
      .init = make_tmpdir, .fini = remove_tmpdir)
 {
@@ -496,8 +564,23 @@ Test(checkpoint, the_newest_complete_checkpoint_is_found_and_old_ones_removed,
                  TSR_STATUS_FORMAT);
     cr_expect(strstr(err.message, "none of the 1 checkpoint in"), "%s", err.message);
 
-    cr_assert_eq(tsr_checkpoint_remove_old(tmpdir, 2, &err), TSR_STATUS_OK, "%s", err.message);
-    bool expected_present[7] = {false, false, false, false, true, false, true};
+    /* A checkpointing directory that cannot be read is an error, not "no
+     * checkpoint" (which would start a resumed run over): here
+     * checkpoints is a file. */
+    char unreadable[256];
+    snprintf(unreadable, sizeof unreadable, "%s/unreadable", tmpdir);
+    cr_assert_eq(mkdir(unreadable, 0700), 0);
+    snprintf(path, sizeof path, "%s/checkpoints", unreadable);
+    write_bytes(path, "x", 1);
+    cr_expect_eq(tsr_checkpoint_find_latest(unreadable, found, sizeof found, &iteration, NULL,
+                                            &err), TSR_STATUS_BACKEND);
+    cr_expect(strstr(err.message, "cannot read") && strstr(err.message, "Not a directory"), "%s",
+              err.message);
+
+    /* Resumed from 4 past the damaged 6, the run has just written 4 again:
+     * keep 2 keeps 4 and 3, and leaves 6 (a later iteration) alone. */
+    cr_assert_eq(tsr_checkpoint_remove_old(tmpdir, 2, 4, &err), TSR_STATUS_OK, "%s", err.message);
+    bool expected_present[7] = {false, false, false, true, true, false, true};
     for (int it = 1; it <= 6; it++) {
         tsr_checkpoint_path(tmpdir, it, path, sizeof path);
         cr_expect_eq(access(path, F_OK) == 0, expected_present[it], "ckpt %d", it);
@@ -505,6 +588,15 @@ Test(checkpoint, the_newest_complete_checkpoint_is_found_and_old_ones_removed,
     tsr_checkpoint_path(tmpdir, 5, path, sizeof path);
     strcat(path, ".tmp");
     cr_expect_neq(access(path, F_OK), 0, "the stray temporary file is removed");
+    /* A stray high-numbered file never pushes out the checkpoint just
+     * written, even with keep 1. */
+    tsr_checkpoint_path(tmpdir, 99, path, sizeof path);
+    write_bytes(path, "junk!", 5);
+    cr_assert_eq(tsr_checkpoint_remove_old(tmpdir, 1, 4, &err), TSR_STATUS_OK, "%s", err.message);
+    tsr_checkpoint_path(tmpdir, 4, path, sizeof path);
+    cr_expect_eq(access(path, F_OK), 0, "the newest checkpoint of the run was removed");
+    tsr_checkpoint_path(tmpdir, 3, path, sizeof path);
+    cr_expect_neq(access(path, F_OK), 0, "keep 1 removes the one before");
     tsr_runner_free(r);
 }
 

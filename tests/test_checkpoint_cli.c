@@ -321,6 +321,63 @@ Test(checkpoint_cli, resuming_a_finished_run_changes_nothing_and_train_refuses_i
     free(err);
 }
 
+/* Replaces the line starting with `key` in a text file. */
+static void replace_line(const char *path, const char *key, const char *line)
+{
+    char *text = slurp(path);
+    cr_assert_not_null(text, "%s", path);
+    char *at = strstr(text, key);
+    cr_assert_not_null(at, "%s has no %s", path, key);
+    char *end = strchr(at, '\n');
+    FILE *f = fopen(path, "w");
+    fprintf(f, "%.*s%s%s", (int)(at - text), text, line, end ? end : "\n");
+    fclose(f);
+    free(text);
+}
+
+Test(checkpoint_cli, eval_builds_the_agent_from_the_checkpoints_own_config, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    char args[4096], dir[256], path[512], *out, *err;
+    snprintf(dir, sizeof dir, "%s/run", tmpdir);
+    cr_assert_eq(train_short(dir, 1, &out, &err), 0, "%s", err);
+    free(out);
+    free(err);
+    /* config.ini edited after training: another network and game. The
+     * checkpoint's parameters still meet the network they were trained in. */
+    snprintf(path, sizeof path, "%s/config.ini", dir);
+    replace_line(path, "mlp_hidden = ", "mlp_hidden = 32");
+    replace_line(path, "name = ", "name = minatar/breakout");
+    snprintf(args, sizeof args, "eval %s --episodes 2", dir);
+    cr_expect_eq(tessera(args, &out, &err), 0, "%s", err);
+    cr_expect(strstr(out, "on classic/cartpole:"), "%s", out);
+    cr_expect(strstr(err, "note:") && strstr(err, "minatar/breakout"), "%s", err);
+    free(out);
+    free(err);
+}
+
+Test(checkpoint_cli, train_refuses_a_directory_that_holds_checkpoints, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    /* A stray high-numbered file there would have outranked, and with
+     * run.checkpoint_keep = 1 removed, every checkpoint the new run wrote. */
+    char dir[256], path[512], *out, *err;
+    snprintf(dir, sizeof dir, "%s/run", tmpdir);
+    snprintf(path, sizeof path, "%s/checkpoints", dir);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    snprintf(path, sizeof path, "%s/checkpoints/ckpt-000099.h5", dir);
+    FILE *f = fopen(path, "w");
+    fputs("junk!", f);
+    fclose(f);
+    cr_expect_eq(train_short(dir, 1, &out, &err), 1, "%s", out);
+    cr_expect(strstr(err, "already holds checkpoints") && strstr(err, "--resume"), "%s", err);
+    free(out);
+    free(err);
+    snprintf(path, sizeof path, "%s/config.ini", dir);
+    cr_expect_neq(access(path, F_OK), 0, "the refused run wrote its config");
+}
+
 Test(checkpoint_cli, a_failed_final_save_withdraws_the_last_metric_row, .init = make_tmpdir,
      .fini = remove_tmpdir)
 {

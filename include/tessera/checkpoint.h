@@ -114,8 +114,9 @@ void tsr_checkpoint_path(const char *run_dir, int64_t iteration, char *out, size
 /* The newest complete checkpoint of a run directory: the one with the
  * highest iteration that opens as a complete checkpoint (newer files that do
  * not are reported on `log`, which may be NULL, and skipped). Returns
- * TSR_STATUS_IO when the run has no checkpoint file, and TSR_STATUS_FORMAT
- * when it has some but none is complete, with a message saying which. */
+ * TSR_STATUS_IO when the run has no checkpoint file, TSR_STATUS_FORMAT when
+ * it has some but none is complete, with a message saying which, and
+ * TSR_STATUS_BACKEND when its checkpoints directory cannot be read. */
 tsr_status tsr_checkpoint_find_latest(const char *run_dir, char *path, size_t size,
                                       int64_t *iteration, FILE *log, tsr_error *err);
 /* The same among the checkpoints of iterations below `before`: the one to
@@ -123,9 +124,14 @@ tsr_status tsr_checkpoint_find_latest(const char *run_dir, char *path, size_t si
 tsr_status tsr_checkpoint_find_latest_before(const char *run_dir, int64_t before, char *path,
                                              size_t size, int64_t *iteration, FILE *log,
                                              tsr_error *err);
-/* Removes all but the newest `keep` (>= 1) checkpoint files, and stray
- * temporary files of interrupted writes. */
-tsr_status tsr_checkpoint_remove_old(const char *run_dir, int64_t keep, tsr_error *err);
+/* After the checkpoint of iteration `newest` was written: removes all but
+ * the newest `keep` (>= 1) checkpoint files up to iteration `newest` (which
+ * is always kept), and stray temporary files of interrupted writes. Files of
+ * later iterations (a directory reused by hand, or a damaged newer file a
+ * resume skipped) are left alone: they never push out the checkpoint just
+ * written. */
+tsr_status tsr_checkpoint_remove_old(const char *run_dir, int64_t keep, int64_t newest,
+                                     tsr_error *err);
 
 /* Loads the online (`which` = "online") or target ("target") parameters of a
  * checkpoint into a network's parameter block, by name and shape: the one

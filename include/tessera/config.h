@@ -62,6 +62,10 @@ tsr_status tsr_config_set(const tsr_config_schema *schema, void *target, const c
 /* Reads an INI file into `target` (keys not in the file keep their values). */
 tsr_status tsr_config_load_file(const tsr_config_schema *schema, void *target, const char *path,
                                 tsr_error *err);
+/* The same from an open stream; `path` names it in error messages
+ * ("checkpoint.h5:/config"). Base files are not followed. */
+tsr_status tsr_config_load_stream(const tsr_config_schema *schema, void *target, FILE *f,
+                                  const char *path, tsr_error *err);
 /* Applies one "section.key=value" override. */
 tsr_status tsr_config_apply_override(const tsr_config_schema *schema, void *target,
                                      const char *assignment, tsr_error *err);

@@ -183,6 +183,9 @@ size_t tsr_replay_memory_bytes(const tsr_replay *r);
  * A replay restored this way samples exactly as the saved one would have.
  * The arrays must have this replay's capacity and stored observation size. */
 void tsr_replay_checkpoint(tsr_replay *r, tsr_ckpt *c, const char *group);
+/* The first slot of a valid transition whose action is >= bound, or -1:
+ * the agent's check of a restored replay against its action count. */
+int64_t tsr_replay_find_action_at_least(const tsr_replay *r, int32_t bound);
 
 #ifdef __cplusplus
 }

@@ -130,6 +130,11 @@ void tsr_run_config_defaults(const tsr_run_schema *s, tsr_run_config *cfg);
  * overrides in order, then checks the cross-key rules. */
 tsr_status tsr_run_config_load(const tsr_run_schema *s, tsr_run_config *cfg, const char *path,
                                char *const *overrides, int num_overrides, tsr_error *err);
+/* The same from INI text held in memory (a checkpoint's stored config),
+ * named `name` in error messages; base files are not followed. */
+tsr_status tsr_run_config_load_text(const tsr_run_schema *s, tsr_run_config *cfg,
+                                    const char *text, const char *name, char *const *overrides,
+                                    int num_overrides, tsr_error *err);
 /* The environment's game and options from the [env] section. */
 tsr_status tsr_run_config_env(const tsr_run_config *cfg, tsr_env_game *game,
                               tsr_env_options *options, tsr_error *err);

@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "tessera/checkpoint.h"
+#include "tessera/status.h"
+
 bool tsr_cli_make_dirs(const char *path)
 {
     char buf[4096];
@@ -32,4 +35,18 @@ void tsr_cli_format_duration(double seconds, char *buf, size_t size)
     if (s >= 3600) snprintf(buf, size, "%ldh%02ldm", s / 3600, (s / 60) % 60);
     else if (s >= 60) snprintf(buf, size, "%ldm%02lds", s / 60, s % 60);
     else snprintf(buf, size, "%lds", s);
+}
+
+tsr_status tsr_cli_load_checkpoint_config(const tsr_run_schema *schema, tsr_run_config *cfg,
+                                          const char *checkpoint, char *const *overrides,
+                                          int num_overrides, tsr_error *err)
+{
+    char *text;
+    tsr_status st = tsr_checkpoint_read_config(checkpoint, &text, err);
+    if (st != TSR_STATUS_OK) return st;
+    char name[4200];
+    snprintf(name, sizeof name, "%s:/config", checkpoint);
+    st = tsr_run_config_load_text(schema, cfg, text, name, overrides, num_overrides, err);
+    tsr_free(text);
+    return st;
 }

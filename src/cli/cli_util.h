@@ -5,9 +5,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "tessera/run_config.h"
+
 /* mkdir -p: creates `path` and its missing parents; false (errno set) on failure. */
 bool tsr_cli_make_dirs(const char *path);
 /* "1h02m", "3m05s", "42s", or "?" for a negative or non-finite duration. */
 void tsr_cli_format_duration(double seconds, char *buf, size_t size);
+
+/* The config stored in a checkpoint (the run's own, whatever became of its
+ * config.ini), with `overrides` applied; errors name "FILE:/config". */
+tsr_status tsr_cli_load_checkpoint_config(const tsr_run_schema *schema, tsr_run_config *cfg,
+                                          const char *checkpoint, char *const *overrides,
+                                          int num_overrides, tsr_error *err);
 
 #endif

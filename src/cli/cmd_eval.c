@@ -1,6 +1,6 @@
 /* cmd_eval.c — `tessera eval RUN_DIR`: evaluation episodes with the online
- * parameters of a run's newest checkpoint (or a given one) under the run's
- * resolved config. */
+ * parameters of a run's newest checkpoint (or a given one) under the config
+ * stored in that checkpoint. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "tessera/tessera.h"
 
@@ -85,12 +86,14 @@ int tsr_cmd_eval(int argc, char **argv)
 
     tsr_run_schema schema;
     tsr_run_schema_init(&schema);
-    tsr_run_config cfg;
+    tsr_run_config run_cfg, cfg;
     tsr_error err;
-    tsr_status st = tsr_run_config_load(&schema, &cfg, config_path, overrides, num_overrides, &err);
-    free(overrides);
+    /* config.ini first: a bad --set fails here, before any checkpoint is read. */
+    tsr_status st =
+        tsr_run_config_load(&schema, &run_cfg, config_path, overrides, num_overrides, &err);
     if (st != TSR_STATUS_OK) {
         fprintf(stderr, "tessera eval: %s\n", err.message);
+        free(overrides);
         return 1;
     }
     int64_t iteration = 0;
@@ -99,20 +102,30 @@ int tsr_cmd_eval(int argc, char **argv)
     } else if (tsr_checkpoint_find_latest(run_dir, params_path, sizeof params_path, &iteration,
                                           stderr, &err) != TSR_STATUS_OK) {
         fprintf(stderr, "tessera eval: %s\n", err.message);
+        free(overrides);
         return 1;
     }
-    if (!episodes) episodes = cfg.run.evaluation_episodes > 0 ? cfg.run.evaluation_episodes : 10;
 
-    tsr_runner *runner;
-    if (tsr_runner_new(&runner, &cfg, false, &err) != TSR_STATUS_OK) {
-        fprintf(stderr, "tessera eval: %s\n", err.message);
-        return 1;
-    }
-    /* The newest checkpoint may open but not load (a damaged dataset): older
-     * ones are tried in turn, unless one was named with --checkpoint. */
-    tsr_params *online = &tsr_agent_online(tsr_runner_agent(runner))->params;
+    /* The agent is built from the checkpoint's own config (with the --set
+     * overrides), so the parameters always meet the network they were
+     * trained in, whatever became of config.ini. The newest checkpoint may
+     * open but not load (a damaged dataset): older ones are tried in turn,
+     * unless one was named with --checkpoint. */
+    tsr_runner *runner = NULL;
     tsr_error first = {0};
-    while ((st = tsr_checkpoint_load_params(params_path, "online", online, &err)) != TSR_STATUS_OK) {
+    for (;;) {
+        st = tsr_cli_load_checkpoint_config(&schema, &cfg, params_path, overrides, num_overrides,
+                                            &err);
+        if (st == TSR_STATUS_OK) st = tsr_runner_new(&runner, &cfg, false, &err);
+        if (st == TSR_STATUS_OK) {
+            tsr_params *online = &tsr_agent_online(tsr_runner_agent(runner))->params;
+            st = tsr_checkpoint_load_params(params_path, "online", online, &err);
+            if (st != TSR_STATUS_OK) {
+                tsr_runner_free(runner);
+                runner = NULL;
+            }
+        }
+        if (st == TSR_STATUS_OK) break;
         if (!first.message[0]) first = err;
         bool older = false;
         if (!checkpoint && st != TSR_STATUS_INVALID_ARGUMENT) {
@@ -123,11 +136,17 @@ int tsr_cmd_eval(int argc, char **argv)
         }
         if (!older) {
             fprintf(stderr, "tessera eval: %s\n", first.message);
-            tsr_runner_free(runner);
+            free(overrides);
             return 1;
         }
         fprintf(stderr, "tessera eval: falling back to %s\n", params_path);
     }
+    free(overrides);
+    if (strcmp(cfg.env.name, run_cfg.env.name))
+        fprintf(stderr, "tessera eval: note: %s was trained on %s, and %s names %s: evaluating on "
+                        "%s, as the checkpoint's config says\n",
+                params_path, cfg.env.name, config_path, run_cfg.env.name, cfg.env.name);
+    if (!episodes) episodes = cfg.run.evaluation_episodes > 0 ? cfg.run.evaluation_episodes : 10;
     double *returns = calloc((size_t)episodes, sizeof *returns);
     double mean = tsr_runner_evaluate(runner, episodes, returns);
     double lo = returns[0], hi = returns[0], squares = 0.0;

@@ -2,6 +2,7 @@
  * iterations, with a live progress line, per-iteration metrics and HDF5
  * checkpoints in a run directory; `tessera train --resume RUN_DIR` continues
  * a run from its newest complete checkpoint. */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -185,32 +186,6 @@ static bool truncate_metrics(const char *path, int64_t last, bool json)
     return truncate(path, keep) == 0;
 }
 
-/* Loads the config stored in a checkpoint (the run's own, whatever became of
- * config.ini), with `overrides` applied. */
-static tsr_status load_checkpoint_config(const tsr_run_schema *schema, tsr_run_config *cfg,
-                                         const char *checkpoint, char **overrides,
-                                         int num_overrides, tsr_error *err)
-{
-    char *text;
-    tsr_status st = tsr_checkpoint_read_config(checkpoint, &text, err);
-    if (st != TSR_STATUS_OK) return st;
-    char path[] = "/tmp/tessera-config-XXXXXX";
-    int fd = mkstemp(path);
-    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!f) {
-        tsr_free(text);
-        if (fd >= 0) close(fd);
-        return tsr_error_set(err, TSR_STATUS_IO, "cannot write a temporary file: %s",
-                             strerror(errno));
-    }
-    fputs(text, f);
-    fclose(f);
-    tsr_free(text);
-    st = tsr_run_config_load(schema, cfg, path, overrides, num_overrides, err);
-    unlink(path);
-    return st;
-}
-
 /* ---- the command --------------------------------------------------------- */
 
 typedef struct train_args {
@@ -296,6 +271,11 @@ static int prepare(train_args *a, const tsr_run_schema *schema, tsr_run_config *
         snprintf(config_path, sizeof config_path, "%s/config.ini", run_dir);
         tsr_status found = tsr_checkpoint_find_latest(run_dir, checkpoint, sizeof checkpoint,
                                                       &iteration, stderr, &err);
+        if (found == TSR_STATUS_BACKEND) {
+            fprintf(stderr, "tessera train: cannot resume %s: %s. Nothing was changed.\n",
+                    run_dir, err.message);
+            return 1;
+        }
         if (found == TSR_STATUS_FORMAT) {
             /* Starting over would overwrite the run's metric files. */
             fprintf(stderr, "tessera train: cannot resume %s: %s. Nothing was changed; to start "
@@ -326,8 +306,8 @@ static int prepare(train_args *a, const tsr_run_schema *schema, tsr_run_config *
         bool replay_restored = false;
         tsr_error first = {0};
         for (;;) {
-            tsr_status st = load_checkpoint_config(schema, cfg, checkpoint, a->overrides,
-                                                   a->num_overrides, &err);
+            tsr_status st = tsr_cli_load_checkpoint_config(schema, cfg, checkpoint, a->overrides,
+                                                            a->num_overrides, &err);
             if (st == TSR_STATUS_OK) st = tsr_runner_new(runner, cfg, true, &err);
             if (st == TSR_STATUS_OK) {
                 st = tsr_runner_load_checkpoint(*runner, checkpoint, &replay_restored, &err);
@@ -394,6 +374,26 @@ static int prepare(train_args *a, const tsr_run_schema *schema, tsr_run_config *
                         "--resume %s, or choose another --run-dir\n", run_dir, run_dir);
         return 1;
     }
+    /* Checkpoints without metrics (files put there by hand, or a run whose
+     * metrics were removed) belong to something else: a new run would mix
+     * its checkpoints with them. */
+    snprintf(path, sizeof path, "%s/checkpoints", run_dir);
+    DIR *d = opendir(path);
+    if (d) {
+        bool holds = false;
+        for (struct dirent *e; !holds && (e = readdir(d));) {
+            long long it;
+            int consumed = 0; /* ckpt-N.h5 exactly: not a .tmp left by a cut save */
+            holds = sscanf(e->d_name, "ckpt-%lld.h5%n", &it, &consumed) == 1 &&
+                    e->d_name[consumed] == '\0';
+        }
+        closedir(d);
+        if (holds) {
+            fprintf(stderr, "tessera train: %s already holds checkpoints; resume that run with "
+                            "--resume %s, or choose another --run-dir\n", path, run_dir);
+            return 1;
+        }
+    }
     if (!tsr_cli_make_dirs(run_dir)) {
         fprintf(stderr, "tessera train: cannot create run directory %s: %s\n", run_dir,
                 strerror(errno));
@@ -421,7 +421,7 @@ static bool save_checkpoint(tsr_runner *runner, const tsr_run_config *cfg, const
         return false;
     }
     /* The checkpoint is in place: old ones left behind only cost disk. */
-    if (tsr_checkpoint_remove_old(run_dir, cfg->run.checkpoint_keep, &err) != TSR_STATUS_OK)
+    if (tsr_checkpoint_remove_old(run_dir, cfg->run.checkpoint_keep, iteration, &err) != TSR_STATUS_OK)
         fprintf(stderr, "tessera train: WARNING: %s\n", err.message);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     struct stat sb;
