@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 const tsr_config_key *tsr_config_find(const tsr_config_schema *schema, const char *section,
                                       const char *name)
@@ -187,6 +188,24 @@ typedef struct load_state {
     int *set_at;   /* per schema key: the line of this file that set it, or 0 */
 } load_state;
 
+tsr_status tsr_config_fopen(const char *path, const char *what, FILE **out, tsr_error *err)
+{
+    *out = fopen(path, "r");
+    if (!*out)
+        return tsr_error_set(err, TSR_STATUS_IO, "cannot open %s %s: %s", what, path,
+                             strerror(errno));
+    /* fopen succeeds on a directory, whose reads then fail like an empty
+     * file's: that would load as the defaults, silently. */
+    struct stat sb;
+    if (fstat(fileno(*out), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fclose(*out);
+        *out = NULL;
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT, "%s is a directory, not a %s",
+                             path, what);
+    }
+    return TSR_STATUS_OK;
+}
+
 static load_state load_state_make(const tsr_config_schema *schema, void *target, const char *path,
                                   FILE *file, tsr_error *err)
 {
@@ -251,11 +270,10 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
 tsr_status tsr_config_load_file(const tsr_config_schema *schema, void *target, const char *path,
                                 tsr_error *err)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return tsr_error_set(err, TSR_STATUS_IO, "cannot open config file %s: %s", path,
-                             strerror(errno));
-    tsr_status st = tsr_config_load_stream(schema, target, f, path, err);
+    FILE *f;
+    tsr_status st = tsr_config_fopen(path, "config file", &f, err);
+    if (st != TSR_STATUS_OK) return st;
+    st = tsr_config_load_stream(schema, target, f, path, err);
     fclose(f);
     return st;
 }
@@ -428,11 +446,10 @@ static tsr_status load_layered(const tsr_config_schema *schema, void *target, co
     bases->path = path;
     bases->err = err;
     bases->status = TSR_STATUS_OK;
-    bases->file = fopen(path, "r");
-    if (!bases->file) {
+    tsr_status opened = tsr_config_fopen(path, "config file", &bases->file, err);
+    if (opened != TSR_STATUS_OK) {
         tsr_free(bases);
-        return tsr_error_set(err, TSR_STATUS_IO, "cannot open config file %s: %s", path,
-                             strerror(errno));
+        return opened;
     }
     int line = ini_parse_stream(read_base_line, bases, on_base_entry, bases);
     fclose(bases->file);
@@ -465,10 +482,9 @@ static tsr_status load_layered(const tsr_config_schema *schema, void *target, co
     tsr_free(bases);
     if (st != TSR_STATUS_OK) return st;
 
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return tsr_error_set(err, TSR_STATUS_IO, "cannot open config file %s: %s", path,
-                             strerror(errno));
+    FILE *f;
+    st = tsr_config_fopen(path, "config file", &f, err);
+    if (st != TSR_STATUS_OK) return st;
     load_state ls = load_state_make(schema, target, path, f, err);
     line = ini_parse_stream(read_line, &ls, on_layered_entry, &ls);
     fclose(f);

@@ -603,10 +603,8 @@ static char *file_stem(const char *path)
 
 static tsr_status parse_file(parse_state *st, const char *path, tsr_error *err)
 {
-    st->file = fopen(path, "r");
-    if (!st->file)
-        return tsr_error_set(err, TSR_STATUS_IO, "cannot open sweep file %s: %s", path,
-                             strerror(errno));
+    tsr_status opened = tsr_config_fopen(path, "sweep file", &st->file, err);
+    if (opened != TSR_STATUS_OK) return opened;
     int line = ini_parse_stream(read_line, st, on_entry, st);
     fclose(st->file);
     if (st->status != TSR_STATUS_OK) return st->status;

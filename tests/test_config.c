@@ -64,6 +64,20 @@ Test(config, a_file_sets_typed_values)
     unlink(path);
 }
 
+/* fopen succeeds on a directory and its reads fail like an empty file's:
+ * a directory given as a config must not load as the defaults. */
+Test(config, a_directory_is_not_a_config_file)
+{
+    demo d;
+    tsr_config_set_defaults(&schema, &d);
+    tsr_error err;
+    cr_expect_eq(tsr_config_load_file(&schema, &d, "/tmp", &err), TSR_STATUS_INVALID_ARGUMENT);
+    cr_expect(strstr(err.message, "/tmp is a directory, not a config file"), "%s", err.message);
+    cr_expect_eq(tsr_config_load_file_layered(&schema, &d, "/tmp", &err),
+                 TSR_STATUS_INVALID_ARGUMENT);
+    cr_expect(strstr(err.message, "is a directory"), "%s", err.message);
+}
+
 Test(config, an_unknown_key_names_the_nearest_valid_one_and_the_line)
 {
     demo d;

@@ -59,6 +59,9 @@ void tsr_config_set_defaults(const tsr_config_schema *schema, void *target);
  * prefixes error messages. */
 tsr_status tsr_config_set(const tsr_config_schema *schema, void *target, const char *section,
                           const char *name, const char *value, const char *origin, tsr_error *err);
+/* Opens a file to read as `what` ("config file", "sweep file"); an error
+ * (and *out NULL) when it cannot be opened or is a directory. */
+tsr_status tsr_config_fopen(const char *path, const char *what, FILE **out, tsr_error *err);
 /* Reads an INI file into `target` (keys not in the file keep their values). */
 tsr_status tsr_config_load_file(const tsr_config_schema *schema, void *target, const char *path,
                                 tsr_error *err);
