@@ -100,7 +100,7 @@ tsr_status tsr_config_set(const tsr_config_schema *schema, void *target, const c
                                  "%s: %s.%s = '%s' is not an integer", origin, section, name, value);
         if ((double)v < key->min || (double)v > key->max)
             return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
-                                 "%s: %s.%s = %lld is outside [%.17g, %.17g]", origin, section, name,
+                                 "%s: %s.%s = %lld is outside [%.0f, %.0f]", origin, section, name,
                                  v, key->min, key->max);
         *(int64_t *)field(key, target) = v;
         return TSR_STATUS_OK;
@@ -313,12 +313,22 @@ tsr_status tsr_config_apply_override(const tsr_config_schema *schema, void *targ
     return tsr_config_set(schema, target, section, name, eq + 1, "--set", err);
 }
 
+/* The shortest %g form that reads back as exactly `v` ("0.9", not
+ * "0.90000000000000002"). */
+static void format_double(double v, char *buf, size_t size)
+{
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(buf, size, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v || isnan(v)) return;
+    }
+}
+
 const char *tsr_config_format_value(const tsr_config_key *key, const void *target, char *buf,
                                     size_t size)
 {
     switch (key->type) {
     case TSR_CONFIG_INT: snprintf(buf, size, "%lld", (long long)*(const int64_t *)cfield(key, target)); break;
-    case TSR_CONFIG_DOUBLE: snprintf(buf, size, "%.17g", *(const double *)cfield(key, target)); break;
+    case TSR_CONFIG_DOUBLE: format_double(*(const double *)cfield(key, target), buf, size); break;
     case TSR_CONFIG_BOOL: snprintf(buf, size, "%s", *(const bool *)cfield(key, target) ? "true" : "false"); break;
     case TSR_CONFIG_ENUM: snprintf(buf, size, "%s", key->choices[*(const int *)cfield(key, target)]); break;
     case TSR_CONFIG_STRING: snprintf(buf, size, "%s", (const char *)cfield(key, target)); break;

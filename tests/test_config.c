@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -76,6 +77,22 @@ Test(config, a_directory_is_not_a_config_file)
     cr_expect_eq(tsr_config_load_file_layered(&schema, &d, "/tmp", &err),
                  TSR_STATUS_INVALID_ARGUMENT);
     cr_expect(strstr(err.message, "is a directory"), "%s", err.message);
+}
+
+/* Numbers are written in the shortest form that reads back exactly. */
+Test(config, doubles_are_written_short_and_read_back_exactly)
+{
+    static const double values[] = {0.9, 0.99, 6.25e-5, 1e-4, 0.1, 1.0 / 3.0, 0.95, 2.5e-4};
+    const tsr_config_key *key = &keys[3]; /* optimizer.learning_rate */
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        demo d;
+        tsr_config_set_defaults(&schema, &d);
+        d.learning_rate = values[i];
+        char buf[64];
+        tsr_config_format_value(key, &d, buf, sizeof buf);
+        cr_expect_eq(strtod(buf, NULL), values[i], "%s does not read back as %.17g", buf, values[i]);
+        if (i != 5) cr_expect_leq(strlen(buf), 8, "%s is not the short form", buf);
+    }
 }
 
 Test(config, an_unknown_key_names_the_nearest_valid_one_and_the_line)

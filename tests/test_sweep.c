@@ -384,8 +384,8 @@ Test(sweep, a_run_is_new_unfinished_or_finished_by_its_config_and_metrics, .init
     write_config(dir, &schema, &cfg);
     cr_expect_eq(tsr_sweep_run_state_get(s, 0, &schema, &state, &err),
                  TSR_STATUS_INVALID_ARGUMENT);
-    cr_expect(strstr(err.message, "has agent.gamma = 0.90000000000000002 but the sweep") &&
-                  strstr(err.message, "gives 0.98999999999999999"),
+    cr_expect(strstr(err.message, "has agent.gamma = 0.9 but the sweep") &&
+                  strstr(err.message, "gives 0.99"),
               "%s", err.message);
 
     write_metrics(dir, "1,100,5.5\nx,200,5.5\n");
@@ -452,8 +452,8 @@ Test(sweep, a_local_sweep_runs_each_run_once_and_a_second_invocation_skips_them,
         snprintf(path, sizeof path, "%s/out/%s/config.ini", tmpdir, local_runs[i]);
         char *config = slurp(path);
         cr_assert_not_null(config);
-        /* 0.0005 is written as %.17g makes it: 0.00050000000000000001 */
-        cr_expect(strstr(config, i % 2 ? "learning_rate = 0.001\n" : "learning_rate = 0.0005"),
+        /* Values are written in their shortest exact form. */
+        cr_expect(strstr(config, i % 2 ? "learning_rate = 0.001\n" : "learning_rate = 0.0005\n"),
                   "%s", local_runs[i]);
         cr_expect(strstr(config, i < 2 ? "seed = 0\n" : "seed = 1\n"), "%s", local_runs[i]);
         free(config);
