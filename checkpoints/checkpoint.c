@@ -218,7 +218,10 @@ static void read_dataset(tsr_ckpt *c, const char *path, tsr_ckpt_type type, int 
     }
     int file_class = classify(ftype);
     if (!shape_ok) {
-        tsr_ckpt_fail(c, TSR_STATUS_FORMAT,
+        /* The run's config and the file disagree, rather than the file being
+         * damaged: INVALID_ARGUMENT, so nobody falls back to older files of
+         * the same run, which disagree the same way. */
+        tsr_ckpt_fail(c, TSR_STATUS_INVALID_ARGUMENT,
                       "tensor %s has shape %s in the file but %s here (a checkpoint of a "
                       "different network or config?)",
                       path, have, want);
