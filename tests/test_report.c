@@ -235,10 +235,34 @@ Test(report_cli, a_game_missing_from_the_normalisation_table_is_named, .init = m
     fclose(f);
     char *out, *err;
     cr_expect_eq(tessera("report runs --normalize table.csv", &out, &err), 1);
-    cr_expect(strstr(err, "normalisation table table.csv has no row for minatar/asterix"),
+    cr_expect(strstr(err, "normalisation table table.csv has no row for minatar/asterix") &&
+                  strstr(err, "without --normalize"),
               "stderr: %s", err);
     free(out);
     free(err);
+}
+
+/* A run still going may be caught mid-row: a last row without its newline
+ * is not a finished iteration, whether or not it parses. */
+Test(report_cli, a_row_still_being_written_leaves_its_run_unfinished, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    static const char *const partial[] = {"3,300,0,1", "3,3003,500,12,0.5,0.01,0.2,0,0.1,5000,1"};
+    for (int k = 0; k < 2; k++) {
+        write_runs();
+        char path[512];
+        snprintf(path, sizeof path, "%s/runs/e4/asterix-s2/metrics.csv", tmpdir);
+        FILE *f = fopen(path, "a");
+        cr_assert_not_null(f);
+        fputs(partial[k], f);
+        fclose(f);
+        char *out, *err;
+        cr_expect_eq(tessera("report runs --by network.num_experts", &out, &err), 0, "%s", err);
+        cr_expect(strstr(err, "skipping runs/e4/asterix-s2: unfinished (iteration 2 of 3)"),
+                  "row '%s': %s", partial[k], err);
+        free(out);
+        free(err);
+    }
 }
 
 Test(report_cli, an_unknown_by_key_names_the_nearest_key, .init = make_tmpdir,
@@ -268,6 +292,10 @@ Test(report_cli, a_missing_directory_or_no_finished_run_is_an_error, .init = mak
     char *out, *err;
     cr_expect_eq(tessera("report no_such_dir", &out, &err), 1);
     cr_expect(strstr(err, "cannot read no_such_dir: No such file or directory"), "stderr: %s", err);
+    free(out);
+    free(err);
+    cr_expect_eq(tessera("report runs --reps 1", &out, &err), 2);
+    cr_expect(strstr(err, "--reps '1' is not an integer >= 100"), "stderr: %s", err);
     free(out);
     free(err);
     write_run("runs/stopped", "minatar/breakout", 1, 5, 2, (double[]){1, 2});

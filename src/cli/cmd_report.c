@@ -200,8 +200,12 @@ static tsr_status read_metrics(const char *path, run *r, int64_t *last_iteration
                                wanted[k]);
             goto done;
         }
-    while (getline(&line, &line_capacity, f) >= 0) {
+    ssize_t length;
+    while ((length = getline(&line, &line_capacity, f)) >= 0) {
         line_number++;
+        /* A row is complete with its newline: one without is still being
+         * written (a run in progress), not a finished iteration. */
+        if (line[length - 1] != '\n') break;
         if (line[strspn(line, " \r\n")] == '\0') continue;
         n = split_csv(line, fields, MAX_CSV_FIELDS);
         int needed = column[0];
@@ -212,7 +216,8 @@ static tsr_status read_metrics(const char *path, run *r, int64_t *last_iteration
             (fields[column[2]][0] && !parse_double(fields[column[2]], &value))) {
             st = tsr_error_set(err, TSR_STATUS_FORMAT,
                                "%s:%lld: expected numbers in the iteration, agent_steps and "
-                               "eval_return columns (eval_return may be empty)",
+                               "eval_return columns (eval_return may be empty; nan and inf "
+                               "are not allowed)",
                                path, (long long)line_number);
             goto done;
         }
@@ -427,7 +432,9 @@ static tsr_status load_run(const load_context *ctx, const char *dir, report *rep
         const norm_row *row = find_norm_row(ctx->norm, r.task);
         if (!row) {
             st = tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
-                               "normalisation table %s has no row for %s (the env.name of %s)",
+                               "normalisation table %s has no row for %s (the env.name of %s): "
+                               "add one (game,random,reference), or report raw returns without "
+                               "--normalize",
                                ctx->norm->path, r.task, dir);
         } else {
             for (int64_t i = 0; i < r.num_points; i++)
@@ -1009,8 +1016,11 @@ int tsr_cmd_report(int argc, char **argv)
             scale_text = argv[++i];
         } else if ((!strcmp(a, "--reps") || !strcmp(a, "--curve-reps")) && has_value) {
             int64_t *target = a[2] == 'r' ? &options.reps : &curve_options.reps;
-            if (!parse_count_option(argv[++i], target)) {
-                fprintf(stderr, "tessera report: %s '%s' is not a positive integer\n", a, argv[i]);
+            /* Fewer resamples than 100 give percentile intervals from a
+             * handful of points (one gives an interval that may not even
+             * hold the point estimate). */
+            if (!parse_count_option(argv[++i], target) || *target < 100) {
+                fprintf(stderr, "tessera report: %s '%s' is not an integer >= 100\n", a, argv[i]);
                 tsr_free(dirs);
                 return 2;
             }
