@@ -83,6 +83,54 @@ Test(train_cli, env_summary_and_version_name_an_option_that_does_not_apply, .ini
     free(err);
 }
 
+/* --help and -h print the usage on stdout and exit 0 for every command; a
+ * usage error (a missing argument, an option's bad value) goes to stderr
+ * with exit 2, naming the option the user typed. */
+Test(train_cli, help_and_option_errors_are_consistent_across_commands, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    static const char *const commands[] = {"", "train ", "eval ", "inspect ", "summary ",
+                                           "keys ", "report ", "sweep ", "env ", "env run ",
+                                           "version "};
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        for (int dash = 0; dash < 2; dash++) {
+            char args[64], *out, *err;
+            snprintf(args, sizeof args, "%s%s", commands[i], dash ? "-h" : "--help");
+            cr_expect_eq(tessera(args, &out, &err), 0, "tessera %s", args);
+            cr_expect(strstr(out, "usage: tessera"), "tessera %s: stdout %s", args, out);
+            cr_expect_str_empty(err, "tessera %s", args);
+            free(out);
+            free(err);
+        }
+    char *out, *err;
+    cr_expect_eq(tessera("train", &out, &err), 2);
+    cr_expect(strstr(err, "usage: tessera train"), "%s", err);
+    free(out);
+    free(err);
+    cr_expect_eq(tessera("train - --seed abc", &out, &err), 2);
+    cr_expect(strstr(err, "--seed 'abc' is not an integer"), "%s", err);
+    free(out);
+    free(err);
+    cr_expect_eq(tessera("train - --threads 0", &out, &err), 2);
+    cr_expect(strstr(err, "--threads '0' is not an integer from 1 to 1024"), "%s", err);
+    free(out);
+    free(err);
+    /* A config that builds no agent leaves no run directory behind. */
+    char args[512];
+    snprintf(args, sizeof args, "train %s/cartpole/dqn.ini --set network.encoder=nature --run-dir "
+                                "%s/unbuilt --quiet", TSR_CONFIGS_DIR, tmpdir);
+    cr_expect_eq(tessera(args, &out, &err), 1);
+    cr_expect(strstr(err, "needs image observations"), "%s", err);
+    free(out);
+    free(err);
+    snprintf(args, sizeof args, "%s/unbuilt", tmpdir);
+    cr_expect_neq(access(args, F_OK), 0, "%s was created", args);
+    cr_expect_eq(tessera("--version", &out, &err), 0);
+    cr_expect(strstr(out, "tessera ") && strstr(out, "oneDNN"), "%s", out);
+    free(out);
+    free(err);
+}
+
 /* A short CartPole run: 2 iterations of 600 steps, 2 evaluation episodes. */
 #define SHORT_RUN                                                                                 \
     TSR_CONFIGS_DIR "/cartpole/dqn.ini --set run.iterations=2 --set run.training_steps=600 "      \

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "tessera/env.h"
 
@@ -118,6 +119,10 @@ static void print_json_number(const char *key, double value, bool last)
 
 static int cmd_run(int argc, char **argv)
 {
+    if (argc >= 2 && tsr_cli_is_help(argv[1])) {
+        fputs(usage, stdout);
+        return 0;
+    }
     if (argc < 2) {
         fprintf(stderr, "tessera env run: missing NAME\n\n%s", usage);
         return 2;
@@ -275,11 +280,13 @@ int tsr_cmd_env(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "run")) return cmd_run(argc - 1, argv + 1);
     if (argc == 2 && !strcmp(argv[1], "list")) return cmd_list();
-    if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+    if (argc >= 2 && tsr_cli_is_help(argv[1])) {
         fputs(usage, stdout);
         return 0;
     }
-    if (argc >= 2)
+    if (argc > 2 && !strcmp(argv[1], "list"))
+        fprintf(stderr, "tessera env list takes no arguments (got '%s')\n\n", argv[2]);
+    else if (argc >= 2)
         fprintf(stderr, "tessera env: unknown subcommand '%s'; valid: run, list\n\n", argv[1]);
     fputs(usage, stderr);
     return 2;

@@ -13,9 +13,9 @@
 #include "cli/commands.h"
 #include "tessera/tessera.h"
 
-static int usage(void)
+static int usage(FILE *out)
 {
-    fprintf(stderr,
+    fprintf(out,
             "usage: tessera eval RUN_DIR [--episodes N] [--seed S] [--checkpoint FILE]\n"
             "                            [--set section.key=value ...]\n"
             "  RUN_DIR     a directory written by `tessera train` (config.ini, checkpoints/)\n"
@@ -24,7 +24,7 @@ static int usage(void)
             "  --episodes  evaluation episodes (default: the run's run.evaluation_episodes, or 10)\n"
             "  --seed      run.seed for the evaluation env and epsilon draws (default: the run's)\n"
             "  --set       override a key of the run's config (e.g. agent.epsilon_eval=0)\n");
-    return 2;
+    return out == stdout ? 0 : 2;
 }
 
 static bool parse_count(const char *text, int64_t *out)
@@ -39,7 +39,8 @@ static bool parse_count(const char *text, int64_t *out)
 
 int tsr_cmd_eval(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) return usage();
+    if (argc >= 2 && tsr_cli_is_help(argv[1])) return usage(stdout);
+    if (argc < 2) return usage(stderr);
     const char *run_dir = argv[1];
     int64_t episodes = 0;
     char **overrides = calloc((size_t)argc + 1, sizeof *overrides);
@@ -55,7 +56,14 @@ int tsr_cmd_eval(int argc, char **argv)
                 return 2;
             }
         } else if (!strcmp(argv[i], "--seed") && has_value) {
-            snprintf(seed_override, sizeof seed_override, "run.seed=%s", argv[++i]);
+            long long v;
+            if (!tsr_cli_parse_int(argv[++i], 0, 9007199254740991LL, &v)) {
+                fprintf(stderr, "tessera eval: --seed '%s' is not an integer from 0 to 2^53 - 1\n",
+                        argv[i]);
+                free(overrides);
+                return 2;
+            }
+            snprintf(seed_override, sizeof seed_override, "run.seed=%lld", v);
             overrides[num_overrides++] = seed_override;
         } else if (!strcmp(argv[i], "--set") && has_value) {
             overrides[num_overrides++] = argv[++i];
@@ -64,7 +72,7 @@ int tsr_cmd_eval(int argc, char **argv)
         } else {
             fprintf(stderr, "tessera eval: unknown or incomplete option '%s'\n\n", argv[i]);
             free(overrides);
-            return usage();
+            return usage(stderr);
         }
     }
     char config_path[4200], params_path[4200];

@@ -4,16 +4,19 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "tessera/tessera.h"
 
 int tsr_cmd_inspect(int argc, char **argv)
 {
-    if (argc != 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        fprintf(stderr, "usage: tessera inspect CHECKPOINT|RUN_DIR\n"
-                        "  prints a checkpoint's counters, every tensor with its shape and share of\n"
-                        "  zeros, and its config; for a run directory, its newest checkpoint\n");
-        return 2;
+    bool help = argc == 2 && tsr_cli_is_help(argv[1]);
+    if (argc != 2 || help) {
+        fprintf(help ? stdout : stderr,
+                "usage: tessera inspect CHECKPOINT|RUN_DIR\n"
+                "  prints a checkpoint's counters, every tensor with its shape and share of\n"
+                "  zeros, and its config; for a run directory, its newest checkpoint\n");
+        return help ? 0 : 2;
     }
     char path[4700];
     snprintf(path, sizeof path, "%s", argv[1]);

@@ -4,15 +4,16 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "tessera/tessera.h"
 
-static int usage(void)
+static int usage(FILE *out)
 {
-    fprintf(stderr, "usage: tessera keys [SECTION]\n"
+    fprintf(out, "usage: tessera keys [SECTION]\n"
                     "  every run-config key: default, allowed values, meaning (all sections, or "
                     "one)\n");
-    return 2;
+    return out == stdout ? 0 : 2;
 }
 
 /* "0 to 1", "one of: a, b", "true or false", "text". */
@@ -43,8 +44,8 @@ static void allowed(const tsr_config_key *k, char *buf, size_t size)
 
 int tsr_cmd_keys(int argc, char **argv)
 {
-    if (argc > 2 || (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))))
-        return usage();
+    if (argc == 2 && tsr_cli_is_help(argv[1])) return usage(stdout);
+    if (argc > 2) return usage(stderr);
     const char *only = argc == 2 ? argv[1] : NULL;
     tsr_run_schema schema;
     tsr_run_schema_init(&schema);

@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "tessera/tessera.h"
 
@@ -33,9 +34,9 @@ extern char **environ;
 
 enum { DEFAULT_CURVE_REPS = 2000, MAX_SEARCH_DEPTH = 32 };
 
-static int usage(void)
+static int usage(FILE *out)
 {
-    fprintf(stderr,
+    fprintf(out,
             "usage: tessera report DIR... [--by KEY] [--normalize TABLE|none] [--reps N] [--seed S]\n"
             "                      [--csv FILE] [--plots DIR] [--scale KEY] [--curve-reps N]\n"
             "  DIR           a run directory (config.ini + metrics.csv) or a directory searched\n"
@@ -55,7 +56,7 @@ static int usage(void)
             "Per group: mean and median of the per-task mean scores, IQM (25%% trimmed mean over\n"
             "runs x tasks) and optimality gap (1 - mean(min(score, 1))), each with a 95%%\n"
             "stratified-bootstrap interval, and P(X > Y) between every two groups.\n");
-    return 2;
+    return out == stdout ? 0 : 2;
 }
 
 /* ---- growable arrays ------------------------------------------------------- */
@@ -1001,9 +1002,9 @@ int tsr_cmd_report(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         bool has_value = i + 1 < argc;
         const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+        if (tsr_cli_is_help(a)) {
             tsr_free(dirs);
-            return usage();
+            return usage(stdout);
         } else if (!strcmp(a, "--by") && has_value) {
             by_text = argv[++i];
         } else if (!strcmp(a, "--normalize") && has_value) {
@@ -1038,14 +1039,14 @@ int tsr_cmd_report(int argc, char **argv)
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "tessera report: unknown or incomplete option '%s'\n\n", a);
             tsr_free(dirs);
-            return usage();
+            return usage(stderr);
         } else {
             dirs[num_dirs++] = a;
         }
     }
     if (!num_dirs) {
         tsr_free(dirs);
-        return usage();
+        return usage(stderr);
     }
     if (scale_text && !plots) {
         fprintf(stderr, "tessera report: --scale draws scaling.svg and needs --plots DIR\n");

@@ -5,12 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "tessera/tessera.h"
 
-static int usage(void)
+static int usage(FILE *out)
 {
-    fprintf(stderr,
+    fprintf(out,
             "usage: tessera summary CONFIG [--set section.key=value ...] [--input HxWxC]\n"
             "                       [--actions A] [--atoms K] [--batch N]\n"
             "  CONFIG      an INI run config ('-' for the defaults)\n"
@@ -18,7 +19,7 @@ static int usage(void)
             "  --actions   number of actions instead of the environment's\n"
             "  --atoms     logits per action instead of the [loss] section's\n"
             "  --batch     batch size the FLOPs are counted for (default 1)\n");
-    return 2;
+    return out == stdout ? 0 : 2;
 }
 
 static bool parse_count(const char *text, int64_t *out)
@@ -33,7 +34,8 @@ static bool parse_count(const char *text, int64_t *out)
 
 int tsr_cmd_summary(int argc, char **argv)
 {
-    if (argc < 2) return usage();
+    if (argc >= 2 && tsr_cli_is_help(argv[1])) return usage(stdout);
+    if (argc < 2) return usage(stderr);
     const char *path = strcmp(argv[1], "-") ? argv[1] : NULL;
     char **overrides = calloc((size_t)argc, sizeof *overrides);
     int num_overrides = 0;
@@ -66,7 +68,7 @@ int tsr_cmd_summary(int argc, char **argv)
         } else {
             fprintf(stderr, "tessera summary: unknown or incomplete option '%s'\n\n", argv[i]);
             free(overrides);
-            return usage();
+            return usage(stderr);
         }
     }
 

@@ -7,13 +7,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "cli/sweep_exec.h"
 #include "tessera/tessera.h"
 
-static int usage(void)
+static int usage(FILE *out)
 {
-    fprintf(stderr,
+    fprintf(out,
             "usage: tessera sweep SWEEP [--out DIR] [--jobs N] [--dry-run]\n"
             "  SWEEP      a sweep file (e.g. configs/sweeps/smoke.ini): a base run config, the\n"
             "             axes to vary, the games and the number of seeds\n"
@@ -23,7 +24,7 @@ static int usage(void)
             "             skipped) and run nothing\n"
             "Rerunning resumes: finished runs are skipped, unfinished ones continue from their\n"
             "checkpoints. Under mpirun (Open MPI), rank 0 hands runs to the other ranks.\n");
-    return 2;
+    return out == stdout ? 0 : 2;
 }
 
 static const char *const state_names[] = {
@@ -144,7 +145,8 @@ static int run_local(const sweep_options *opt)
 
 int tsr_cmd_sweep(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) return usage();
+    if (argc >= 2 && tsr_cli_is_help(argv[1])) return usage(stdout);
+    if (argc < 2) return usage(stderr);
     sweep_options opt = {.path = argv[1]};
     for (int i = 2; i < argc; i++) {
         bool has_value = i + 1 < argc;
@@ -163,7 +165,7 @@ int tsr_cmd_sweep(int argc, char **argv)
             opt.dry_run = true;
         } else {
             fprintf(stderr, "tessera sweep: unknown or incomplete option '%s'\n\n", argv[i]);
-            return usage();
+            return usage(stderr);
         }
     }
     /* mpirun (Open MPI) sets this in every rank; plain `tessera sweep` needs

@@ -18,9 +18,9 @@
 #include "cli/commands.h"
 #include "tessera/tessera.h"
 
-static int usage(void)
+static int usage(FILE *out)
 {
-    fprintf(stderr,
+    fprintf(out,
             "usage: tessera train CONFIG [--set section.key=value ...] [--run-dir DIR]\n"
             "                     [--seed S] [--threads T] [--quiet]\n"
             "       tessera train --resume RUN_DIR [--threads T] [--quiet]\n"
@@ -34,7 +34,7 @@ static int usage(void)
             "  --resume    continue RUN_DIR from its newest complete checkpoint (a run with\n"
             "              no checkpoint yet starts over from RUN_DIR/config.ini)\n"
             "  --quiet     do not print the resolved config\n");
-    return 2;
+    return out == stdout ? 0 : 2;
 }
 
 /* ---- progress ------------------------------------------------------------ */
@@ -204,7 +204,7 @@ static int parse_args(int argc, char **argv, train_args *a)
     a->overrides = calloc((size_t)argc + 2, sizeof *a->overrides);
     int first = 1;
     if (!strcmp(argv[1], "--resume")) {
-        if (argc < 3) return usage();
+        if (argc < 3) return usage(stderr);
         a->resume_dir = argv[2];
         first = 3;
     } else {
@@ -219,10 +219,22 @@ static int parse_args(int argc, char **argv, train_args *a)
         } else if (!strcmp(argv[i], "--run-dir") && has_value && fresh) {
             a->run_dir = argv[++i];
         } else if (!strcmp(argv[i], "--seed") && has_value && fresh) {
-            snprintf(a->seed_override, sizeof a->seed_override, "run.seed=%s", argv[++i]);
+            long long v;
+            if (!tsr_cli_parse_int(argv[++i], 0, 9007199254740991LL, &v)) {
+                fprintf(stderr, "tessera train: --seed '%s' is not an integer from 0 to 2^53 - 1\n",
+                        argv[i]);
+                return 2;
+            }
+            snprintf(a->seed_override, sizeof a->seed_override, "run.seed=%lld", v);
             a->overrides[a->num_overrides++] = a->seed_override;
         } else if (!strcmp(argv[i], "--threads") && has_value) {
-            snprintf(a->threads_override, sizeof a->threads_override, "run.threads=%s", argv[++i]);
+            long long v;
+            if (!tsr_cli_parse_int(argv[++i], 1, 1024, &v)) {
+                fprintf(stderr, "tessera train: --threads '%s' is not an integer from 1 to 1024\n",
+                        argv[i]);
+                return 2;
+            }
+            snprintf(a->threads_override, sizeof a->threads_override, "run.threads=%lld", v);
             a->overrides[a->num_overrides++] = a->threads_override;
         } else if (!strcmp(argv[i], "--quiet")) {
             a->quiet = true;
@@ -230,7 +242,7 @@ static int parse_args(int argc, char **argv, train_args *a)
             fprintf(stderr, "tessera train: unknown or incomplete option '%s'%s\n\n", argv[i],
                     fresh ? "" : " (a resumed run takes only --threads and --quiet: its config "
                                  "is the checkpoint's)");
-            return usage();
+            return usage(stderr);
         }
     }
     return 0;
@@ -394,6 +406,12 @@ static int prepare(train_args *a, const tsr_run_schema *schema, tsr_run_config *
             return 1;
         }
     }
+    /* The agent first: a config that builds no agent (an encoder that does
+     * not fit the observations) leaves no run directory behind. */
+    if (tsr_runner_new(runner, cfg, true, &err) != TSR_STATUS_OK) {
+        fprintf(stderr, "tessera train: %s\n", err.message);
+        return 1;
+    }
     if (!tsr_cli_make_dirs(run_dir)) {
         fprintf(stderr, "tessera train: cannot create run directory %s: %s\n", run_dir,
                 strerror(errno));
@@ -436,7 +454,8 @@ static bool save_checkpoint(tsr_runner *runner, const tsr_run_config *cfg, const
 
 int tsr_cmd_train(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) return usage();
+    if (argc >= 2 && tsr_cli_is_help(argv[1])) return usage(stdout);
+    if (argc < 2) return usage(stderr);
     train_args args;
     int code = parse_args(argc, argv, &args);
     tsr_run_schema schema;
@@ -447,7 +466,10 @@ int tsr_cmd_train(int argc, char **argv)
     bool resumed = false;
     if (code == 0) code = prepare(&args, &schema, &cfg, run_dir, sizeof run_dir, &runner, &resumed);
     free(args.overrides);
-    if (code != 0) return code;
+    if (code != 0) {
+        tsr_runner_free(runner);
+        return code;
+    }
 
     tsr_error err;
     if (!runner && tsr_runner_new(&runner, &cfg, true, &err) != TSR_STATUS_OK) {

@@ -3,10 +3,16 @@
 
 #include <oneapi/dnnl/dnnl.h>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 
 int tsr_cmd_version(int argc, char **argv)
 {
+    if (argc > 1 && tsr_cli_is_help(argv[1])) {
+        printf("usage: tessera version (or tessera --version)\n"
+               "  prints the tessera and oneDNN versions\n");
+        return 0;
+    }
     if (argc > 1) {
         fprintf(stderr, "tessera version takes no arguments (got '%s')\n", argv[1]);
         return 2;
