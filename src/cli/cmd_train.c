@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -59,7 +60,39 @@ typedef struct progress_state {
     bool based;
     int64_t base_steps;
     double base_elapsed;
+    /* (steps, seconds) at recent reports: the rate and ETA come from the
+     * last RATE_WINDOW seconds, not from the start, whose update-free
+     * warm-up runs a hundred times faster than training. */
+    int64_t sample_steps[64];
+    double sample_elapsed[64];
+    int samples, next_sample;
 } progress_state;
+
+enum { RATE_WINDOW = 10 };
+
+/* Steps per second since the oldest earlier report of the last RATE_WINDOW
+ * seconds (the newest earlier one when none is that recent; the first
+ * report when there is no other), then records this report. */
+static double recent_rate(progress_state *st, int64_t steps, double elapsed)
+{
+    const int slots = (int)(sizeof st->sample_steps / sizeof st->sample_steps[0]);
+    int64_t from_steps = st->base_steps;
+    double from = st->base_elapsed;
+    for (int k = st->samples; k >= 1; k--) { /* oldest to newest */
+        int i = (st->next_sample - k + slots) % slots;
+        if (k == 1 || st->sample_elapsed[i] >= elapsed - RATE_WINDOW) {
+            from_steps = st->sample_steps[i];
+            from = st->sample_elapsed[i];
+            break;
+        }
+    }
+    st->sample_steps[st->next_sample] = steps;
+    st->sample_elapsed[st->next_sample] = elapsed;
+    st->next_sample = (st->next_sample + 1) % slots;
+    if (st->samples < slots) st->samples++;
+    double seconds = elapsed - from;
+    return seconds > 0 ? (double)(steps - from_steps) / seconds : 0;
+}
 
 static bool on_progress(void *user, const tsr_progress *p)
 {
@@ -76,8 +109,7 @@ static bool on_progress(void *user, const tsr_progress *p)
     }
     if (st->terminal ? p->elapsed - st->last_draw < 0.25 : p->total_steps < st->next_log)
         return !interrupted;
-    double seconds = p->elapsed - st->base_elapsed;
-    double rate = seconds > 0 ? (double)(p->total_steps - st->base_steps) / seconds : 0;
+    double rate = recent_rate(st, p->total_steps, p->elapsed);
     char eta[32], ret[32];
     int64_t left = st->total > p->total_steps ? st->total - p->total_steps : 0;
     tsr_cli_format_duration(rate > 0 ? (double)left / rate : NAN, eta, sizeof eta);
@@ -89,6 +121,12 @@ static bool on_progress(void *user, const tsr_progress *p)
              (long long)p->iteration, (long long)p->iterations, (long long)p->total_steps,
              (long long)st->total, rate, eta, ret);
     if (st->terminal) {
+        /* A line wider than the terminal would wrap, and \r would redraw
+         * only its last part: cut it to the width. */
+        struct winsize ws;
+        if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 &&
+            ws.ws_col - 1 < (int)sizeof line)
+            line[ws.ws_col - 1] = '\0';
         fprintf(stderr, "\r\033[K%s", line);
         st->last_draw = p->elapsed;
         st->drawn = true;
