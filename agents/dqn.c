@@ -430,13 +430,13 @@ const tsr_pruner *tsr_agent_pruner(const tsr_agent *a) { return a->pruner; }
 /* ==== health ================================================================ */
 
 tsr_status tsr_agent_health(tsr_agent *a, double tau, double *sparsity, double *dormant_fraction,
-                            tsr_error *err)
+                            double *head_dormant_fraction, tsr_error *err)
 {
     tsr_prune_report report;
     tsr_prune_report_compute(&report, &a->online.params, a->pruner, NULL);
     *sparsity = report.total_sparsity;
     tsr_prune_report_fini(&report);
-    *dormant_fraction = NAN;
+    *dormant_fraction = *head_dormant_fraction = NAN;
     if (!a->has_batch) return TSR_STATUS_OK;
     tsr_ctx *ctx = a->ctx;
     tsr_ctx_begin_step(ctx);
@@ -451,6 +451,11 @@ tsr_status tsr_agent_health(tsr_agent *a, double tau, double *sparsity, double *
     tsr_status st = tsr_dormant_neurons(ctx, &rows, tau, NULL, &total, err);
     if (st != TSR_STATUS_OK) return st;
     *dormant_fraction = tsr_dormant_fraction(total);
+    if (tsr_network_head_hidden(&a->online, &rows)) {
+        st = tsr_dormant_neurons(ctx, &rows, tau, NULL, &total, err);
+        if (st != TSR_STATUS_OK) return st;
+        *head_dormant_fraction = tsr_dormant_fraction(total);
+    }
     return TSR_STATUS_OK;
 }
 

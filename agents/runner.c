@@ -208,10 +208,10 @@ bool tsr_runner_run_iteration(tsr_runner *r, tsr_iteration_metrics *m, tsr_error
     m->mean_q = stats.updates ? stats.q_sum / (double)stats.updates : NAN;
     m->steps_per_second = train_seconds > 0 ? (double)steps / train_seconds : NAN;
     tsr_status st = tsr_agent_health(r->agent, o->dormant_threshold, &m->sparsity,
-                                     &m->dormant_fraction, err);
+                                     &m->dormant_fraction, &m->head_dormant_fraction, err);
     if (st != TSR_STATUS_OK) {
         /* A diverged network (non-finite features) is reported, not fatal. */
-        m->dormant_fraction = NAN;
+        m->dormant_fraction = m->head_dormant_fraction = NAN;
     }
     m->eval_return = o->evaluation_episodes > 0 && !r->stop
                          ? tsr_runner_evaluate(r, o->evaluation_episodes, NULL)
@@ -341,7 +341,7 @@ static void json_number(FILE *out, const char *key, double v, bool last)
 void tsr_metrics_write_csv_header(FILE *out)
 {
     fputs("iteration,agent_steps,gradient_updates,episodes,train_return,loss,mean_q,sparsity,"
-          "dormant_fraction,steps_per_second,eval_return,seconds\n",
+          "dormant_fraction,head_dormant_fraction,steps_per_second,eval_return,seconds\n",
           out);
 }
 
@@ -354,6 +354,7 @@ void tsr_metrics_write_csv_row(FILE *out, const tsr_iteration_metrics *m)
     csv_number(out, m->mean_q, false);
     csv_number(out, m->sparsity, false);
     csv_number(out, m->dormant_fraction, false);
+    csv_number(out, m->head_dormant_fraction, false);
     csv_number(out, m->steps_per_second, false);
     csv_number(out, m->eval_return, false);
     csv_number(out, m->seconds, true);
@@ -370,6 +371,7 @@ void tsr_metrics_write_json(FILE *out, const tsr_iteration_metrics *m)
     json_number(out, "mean_q", m->mean_q, false);
     json_number(out, "sparsity", m->sparsity, false);
     json_number(out, "dormant_fraction", m->dormant_fraction, false);
+    json_number(out, "head_dormant_fraction", m->head_dormant_fraction, false);
     json_number(out, "steps_per_second", m->steps_per_second, false);
     json_number(out, "eval_return", m->eval_return, false);
     json_number(out, "seconds", m->seconds, true);

@@ -141,7 +141,8 @@ tsr_tensor *tsr_head_forward(tsr_head *h, tsr_ctx *ctx, tsr_params *p, tsr_tenso
                    (long long)h->in_features, tsr_tensor_shape_str(x, sx, sizeof sx));
     TSR_ASSERT_MSG(!h->options.noisy || noise != NULL, "%s is noisy and needs a tsr_noise", h->name);
     if (x->ndim > 2) x = tsr_flatten(ctx, x);
-    if (h->hidden > 0) x = dense_forward(&h->hidden_layer, ctx, p, x, noise);
+    h->hidden_out = NULL;
+    if (h->hidden > 0) x = h->hidden_out = dense_forward(&h->hidden_layer, ctx, p, x, noise);
 
     int64_t n = x->shape[0], actions = h->options.num_actions, atoms = h->options.num_atoms;
     tsr_tensor *out = dense_forward(&h->output, ctx, p, x, noise);

@@ -222,6 +222,17 @@ tsr_tensor *tsr_network_forward(tsr_network *net, tsr_ctx *ctx, tsr_tensor *obs,
     return tsr_head_forward(&net->head, ctx, p, x, noise);
 }
 
+bool tsr_network_head_hidden(const tsr_network *net, tsr_tensor *rows)
+{
+    const tsr_tensor *h = net->config.head == TSR_HEAD_SOFTMOE ? net->soft_moe_outputs.hidden
+                          : net->config.head == TSR_HEAD_TOPK  ? net->topk_outputs.hidden
+                                                               : net->head.hidden_out;
+    if (!h) return false;
+    int64_t units = h->shape[h->ndim - 1];
+    *rows = tsr_tensor_reshape(h, 2, (int64_t[]){tsr_tensor_numel(h) / units, units});
+    return true;
+}
+
 void tsr_network_fini(tsr_network *net)
 {
     tsr_nature_encoder_fini(&net->nature);

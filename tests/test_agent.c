@@ -306,8 +306,10 @@ Test(agent, pruned_weights_stay_zero_and_the_target_copies_them)
                  err.message);
     uint8_t obs[400];
     play(agent, &env, 120, obs);
-    double sparsity, dormant;
-    cr_assert_eq(tsr_agent_health(agent, 0.0, &sparsity, &dormant, &err), TSR_STATUS_OK);
+    double sparsity, dormant, head_dormant;
+    cr_assert_eq(tsr_agent_health(agent, 0.0, &sparsity, &dormant, &head_dormant, &err),
+                 TSR_STATUS_OK);
+    cr_expect(isfinite(head_dormant) && head_dormant >= 0 && head_dormant <= 1);
     /* One-shot to 50% over the prunable tensors: the total over every
      * parameter (biases are not pruned) is a little below 0.5. */
     cr_expect_gt(sparsity, 0.4, "sparsity %g", sparsity);
@@ -351,7 +353,9 @@ Test(agent, evaluates_networks_that_draw_noise_in_every_pass)
         cr_assert_eq(tsr_runner_new(&runner, &cfg, true, &err), TSR_STATUS_OK, "%s", err.message);
         tsr_iteration_metrics m;
         cr_assert(tsr_runner_run_iteration(runner, &m, &err));
-        cr_expect(isfinite(m.eval_return) && isfinite(m.dormant_fraction), "%s", presets[i][0]);
+        cr_expect(isfinite(m.eval_return) && isfinite(m.dormant_fraction) &&
+                      isfinite(m.head_dormant_fraction),
+                  "%s", presets[i][0]);
         cr_expect_gt(m.gradient_updates, 0);
         tsr_runner_free(runner);
     }

@@ -108,6 +108,61 @@ Test(network, hidden_0_sends_the_features_straight_to_the_output)
     tsr_network_fini(&net);
 }
 
+/* The units head_dormant_fraction counts: the dense head's hidden layer, or
+ * an MoE head's expert hidden activations pooled over experts and slots;
+ * none without a hidden layer. Every value is after a ReLU. */
+Test(network, head_hidden_units_are_the_hidden_layer_or_the_experts)
+{
+    static const struct {
+        const char *set[4];
+        int64_t rows, units; /* rows for a batch of 3; 0: no hidden layer */
+    } cases[] = {
+        {{"network.encoder=minatar", "network.hidden=8"}, 3, 8},
+        {{"network.encoder=minatar", "network.hidden=0"}, 0, 0},
+        /* 100 tokens of 16, 2 experts with 50 slots each (capacity 1.0). */
+        {{"network.encoder=minatar", "network.head=softmoe", "network.num_experts=2",
+          "network.hidden=6"}, 2 * 3 * 50, 6},
+        {{"network.encoder=minatar", "network.head=topk", "network.num_experts=2",
+          "network.hidden=5"}, 2 * 3 * 50, 5},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int n = 0;
+        while (n < 4 && cases[i].set[n]) n++;
+        tsr_network_config cfg = config_from(cases[i].set, n);
+        tsr_network net;
+        tsr_error err;
+        cr_assert_eq(tsr_network_init(&net, &cfg, (tsr_image_shape){10, 10, 4}, 3, 1, 1.0f,
+                                      TSR_DTYPE_F32, &err), TSR_STATUS_OK, "%s", err.message);
+        tsr_rng rng;
+        tsr_rng_init(&rng, 5, TSR_RNG_STREAM_INIT);
+        tsr_network_reset(&net, &rng);
+        tsr_ctx *ctx = tsr_ctx_new(NULL);
+        tsr_ctx_begin_step(ctx);
+        tsr_tensor *obs = tsr_tensor_new(TSR_DTYPE_F32, 4, TSR_SHAPE(3, 10, 10, 4));
+        tsr_test_fill_uniform(obs, 0, 1, 6);
+        tsr_rng noise_rng;
+        tsr_rng_init(&noise_rng, 5, TSR_RNG_STREAM_NOISE);
+        tsr_noise noise = {&noise_rng, false};
+        tsr_network_forward(&net, ctx, obs, &noise);
+        tsr_tensor rows;
+        bool has = tsr_network_head_hidden(&net, &rows);
+        cr_expect_eq(has, cases[i].rows > 0, "case %zu", i);
+        if (has) {
+            cr_expect_eq(rows.ndim, 2);
+            cr_expect_eq(rows.shape[0], cases[i].rows, "case %zu: %lld rows", i,
+                         (long long)rows.shape[0]);
+            cr_expect_eq(rows.shape[1], cases[i].units, "case %zu", i);
+            float lowest = 0;
+            for (int64_t k = 0; k < tsr_tensor_numel(&rows); k++)
+                lowest = fminf(lowest, tsr_f32(&rows)[k]);
+            cr_expect_geq(lowest, 0.0f, "case %zu: an activation before the ReLU", i);
+        }
+        tsr_tensor_free(obs);
+        tsr_ctx_free(ctx);
+        tsr_network_fini(&net);
+    }
+}
+
 Test(network, online_and_target_built_from_one_config_share_a_layout)
 {
     tsr_network_config cfg = CONFIG("network.encoder=minatar", "network.head=softmoe");

@@ -193,7 +193,7 @@ Test(train_cli, a_run_writes_its_config_metrics_and_checkpoints_and_evaluates,
     char *csv = tsr_test_slurp(path, NULL);
     cr_assert_not_null(csv);
     static const char header[] = "iteration,agent_steps,gradient_updates,episodes,train_return,"
-                                 "loss,mean_q,sparsity,dormant_fraction,steps_per_second,"
+                                 "loss,mean_q,sparsity,dormant_fraction,head_dormant_fraction,steps_per_second,"
                                  "eval_return,seconds\n";
     cr_expect(!strncmp(csv, header, sizeof header - 1), "%s", csv);
     int lines = 0;

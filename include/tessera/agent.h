@@ -133,11 +133,15 @@ tsr_ctx *tsr_agent_ctx(tsr_agent *agent);
 const tsr_pruner *tsr_agent_pruner(const tsr_agent *agent); /* NULL without pruning */
 
 /* Network health at the end of an iteration: the share of exactly-zero
- * parameters (jaxpruner's TotalSparsity) and the tau-dormant fraction of the
- * encoder's output units on the last training batch (NAN before the first
- * update). Allocates (not for the training step). */
+ * parameters (jaxpruner's TotalSparsity), and on the last training batch
+ * the tau-dormant fraction of the encoder's output units and of the head's
+ * hidden units (tsr_network_head_hidden: the experts' hidden activations of
+ * an MoE head, the statistic Dopamine's MoE agents log; NAN without a hidden
+ * layer). Both NAN before the first update. Allocates (not for the training
+ * step). */
 tsr_status tsr_agent_health(tsr_agent *agent, double tau, double *sparsity,
-                            double *dormant_fraction, tsr_error *err);
+                            double *dormant_fraction, double *head_dormant_fraction,
+                            tsr_error *err);
 
 /* Writes or reads a training agent's whole state through a checkpoint
  * (checkpoints/FORMAT.md): online and target parameters, optimizer, pruner,
@@ -165,6 +169,7 @@ typedef struct tsr_iteration_metrics {
     double mean_q;              /* mean Q(s, a) on those batches (NAN if none) */
     double sparsity;            /* share of zero parameters */
     double dormant_fraction;    /* encoder units, tau = run.dormant_threshold (NAN if no update) */
+    double head_dormant_fraction; /* the head's hidden units (MoE: expert hidden), same tau */
     double steps_per_second;    /* training phase only */
     double eval_return;         /* mean over run.evaluation_episodes (NAN if 0) */
     double seconds;             /* wall time of the iteration, evaluation included */

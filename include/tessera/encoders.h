@@ -283,6 +283,9 @@ typedef struct tsr_head {
     tsr_head_dense hidden_layer; /* "<name>/hidden" */
     tsr_head_dense output;       /* "<name>/advantage" when dueling, else "<name>/output" */
     tsr_head_dense value;        /* "<name>/value", dueling only */
+    /* The hidden layer's output (after the ReLU) of the last forward, an
+     * arena tensor valid until the next step; NULL without a hidden layer. */
+    tsr_tensor *hidden_out;
 } tsr_head;
 
 /* flatten -> [dense(hidden) -> ReLU] -> Q head:

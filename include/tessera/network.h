@@ -135,6 +135,13 @@ typedef struct tsr_network {
     tsr_mlp_encoder mlp;            /* encoder = mlp: input is (1, 1, F) */
 } tsr_network;
 
+/* The head's hidden units on the last forward as (samples, units) rows, for
+ * dormant-neuron statistics: an MoE head's expert hidden activations, all
+ * experts and slots pooled (Dopamine's labs/moes statistic; H units), else
+ * the dense head's hidden layer (N, hidden). False when the head has no
+ * hidden layer (head = dense with hidden = 0) or nothing ran yet. */
+bool tsr_network_head_hidden(const tsr_network *net, tsr_tensor *rows);
+
 /* Builds the network for observations (h, w, c) and `num_actions` actions,
  * with `num_atoms` logits per action (1 for scalar Q-values), its parameters
  * in a `dtype` block (float32; float64 for gradient checks). uint8
