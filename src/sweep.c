@@ -180,7 +180,13 @@ static void note_section_header(parse_state *st, const char *line)
     if (len >= sizeof section) return; /* inih reports the line */
     memcpy(section, line + 1, len);
     section[len] = '\0';
-    if (variant_name(section, name, sizeof name)) add_variant(st, name);
+    if (!variant_name(section, name, sizeof name)) return;
+    if (find_variant(st->sweep, name) >= 0) {
+        fail(st, TSR_STATUS_INVALID_ARGUMENT,
+             "[variant %s] appears twice: give each variant one section", name);
+        return;
+    }
+    add_variant(st, name);
 }
 
 /* inih reads lines through this, so errors can name the line. */
@@ -389,12 +395,19 @@ static tsr_status on_axis(parse_state *st, const char *key, const char *value)
     tsr_sweep_axis *axis = &s->axes[a];
     int first = axis->num_values;
     if (split_list(st, what, value, &axis->values, &axis->num_values)) return st->status;
+    /* Values compare as parsed: 0.9 and 0.90 are one value, twice. */
+    const tsr_config_key *k = tsr_config_find(&st->schema->schema, section, name);
     for (int i = first; i < axis->num_values; i++) {
         if (check_run_value(st, section, name, axis->values[i])) return st->status;
-        for (int j = 0; j < i; j++)
-            if (!strcmp(axis->values[j], axis->values[i]))
-                return fail(st, TSR_STATUS_INVALID_ARGUMENT, "axis %s lists '%s' twice", key,
-                            axis->values[i]);
+        char value_i[TSR_CONFIG_STRING_BYTES + 32], value_j[TSR_CONFIG_STRING_BYTES + 32];
+        tsr_config_format_value(k, &st->scratch, value_i, sizeof value_i);
+        for (int j = 0; j < i; j++) {
+            if (check_run_value(st, section, name, axis->values[j])) return st->status;
+            tsr_config_format_value(k, &st->scratch, value_j, sizeof value_j);
+            if (!strcmp(value_i, value_j))
+                return fail(st, TSR_STATUS_INVALID_ARGUMENT, "axis %s lists %s twice ('%s' and '%s')",
+                            key, value_i, axis->values[j], axis->values[i]);
+        }
     }
     return TSR_STATUS_OK;
 }

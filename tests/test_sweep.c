@@ -245,7 +245,12 @@ Test(sweep, a_bad_sweep_file_fails_naming_its_line_and_what_to_do, .init = make_
         {"[sweep]\nbase = " CARTPOLE "\n[axes]\nagent.batch_size = 32, , 64\n",
          "bad.ini:4: axis agent.batch_size: empty value in the list"},
         {"[sweep]\nbase = " CARTPOLE "\n[axes]\nagent.batch_size = 32, 32\n",
-         "bad.ini:4: axis agent.batch_size lists '32' twice"},
+         "bad.ini:4: axis agent.batch_size lists 32 twice ('32' and '32')"},
+        {"[sweep]\nbase = " CARTPOLE "\n[axes]\nagent.gamma = 0.9, 0.90\n",
+         "bad.ini:4: axis agent.gamma lists 0.9 twice ('0.9' and '0.90')"},
+        {"[sweep]\nbase = " CARTPOLE "\n[variant a]\nagent.gamma = 0.9\n[variant a]\n"
+         "agent.n_step = 2\n",
+         "bad.ini:5: [variant a] appears twice"},
         {"[sweep]\nbase = " CARTPOLE "\n[axes]\nrun.seed = 1, 2\n",
          "bad.ini:4: axis key run.seed is set by the [sweep] section: use seeds = N there"},
         {"[sweep]\nbase = " CARTPOLE "\n[set]\nenv.name = minatar/breakout\n",
