@@ -44,7 +44,7 @@ size_t tsr_config_edit_distance(const char *a, const char *b)
 
 /* The "section.name" of the schema key nearest to section.name. */
 static const tsr_config_key *nearest_key(const tsr_config_schema *schema, const char *section,
-                                         const char *name)
+                                         const char *name, size_t *distance)
 {
     char wanted[160];
     snprintf(wanted, sizeof wanted, "%s.%s", section, name);
@@ -61,7 +61,23 @@ static const tsr_config_key *nearest_key(const tsr_config_schema *schema, const 
             best = &schema->keys[i];
         }
     }
+    *distance = best_distance;
     return best;
+}
+
+/* "env, network, ..." : the schema's sections in order. */
+static void list_sections(const tsr_config_schema *schema, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < schema->count && used < size; i++) {
+        bool seen = false;
+        for (int j = 0; j < i && !seen; j++)
+            seen = !strcmp(schema->keys[j].section, schema->keys[i].section);
+        if (!seen)
+            used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? ", " : "",
+                                     schema->keys[i].section);
+    }
 }
 
 static void *field(const tsr_config_key *key, void *target) { return (char *)target + key->offset; }
@@ -84,9 +100,25 @@ tsr_status tsr_config_set(const tsr_config_schema *schema, void *target, const c
 {
     const tsr_config_key *key = tsr_config_find(schema, section, name);
     if (!key) {
-        const tsr_config_key *near = nearest_key(schema, section, name);
-        char hint[200] = "";
-        if (near) snprintf(hint, sizeof hint, " (did you mean %s.%s?)", near->section, near->name);
+        size_t distance;
+        const tsr_config_key *near = nearest_key(schema, section, name, &distance);
+        bool section_known = false;
+        for (int i = 0; i < schema->count && !section_known; i++)
+            section_known = !strcmp(schema->keys[i].section, section);
+        /* A suggestion only when it is near: a third of the name's length
+         * (at least 2 edits) away at most. */
+        size_t length = strlen(section) + 1 + strlen(name);
+        char hint[400] = "";
+        if (near && distance <= (length / 3 > 2 ? length / 3 : 2)) {
+            snprintf(hint, sizeof hint, " (did you mean %s.%s?)", near->section, near->name);
+        } else if (!section_known) {
+            char sections[256];
+            list_sections(schema, sections, sizeof sections);
+            snprintf(hint, sizeof hint, " (there is no section [%s]; sections: %s)", section,
+                     sections);
+        } else {
+            snprintf(hint, sizeof hint, " (tessera keys %s lists that section's keys)", section);
+        }
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT, "%s: unknown key %s.%s%s", origin,
                              section, name, hint);
     }

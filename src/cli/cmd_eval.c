@@ -163,12 +163,16 @@ int tsr_cmd_eval(int argc, char **argv)
         if (returns[i] > hi) hi = returns[i];
         squares += (returns[i] - mean) * (returns[i] - mean);
     }
-    double stderr_mean = episodes > 1 ? sqrt(squares / (double)(episodes - 1) / (double)episodes)
-                                      : NAN;
-    printf("%s on %s: %lld episodes with epsilon %g: mean return %.3f +- %.3f (standard error), "
-           "min %.3f, max %.3f\n",
-           params_path, cfg.env.name, (long long)episodes, cfg.agent.epsilon_eval, mean,
-           stderr_mean, lo, hi);
+    if (episodes == 1) {
+        printf("%s on %s: 1 episode with epsilon %g: return %.3f\n", params_path, cfg.env.name,
+               cfg.agent.epsilon_eval, mean);
+    } else {
+        double stderr_mean = sqrt(squares / (double)(episodes - 1) / (double)episodes);
+        printf("%s on %s: %lld episodes with epsilon %g: mean return %.3f +- %.3f (standard "
+               "error), min %.3f, max %.3f\n",
+               params_path, cfg.env.name, (long long)episodes, cfg.agent.epsilon_eval, mean,
+               stderr_mean, lo, hi);
+    }
     free(returns);
     tsr_runner_free(runner);
     return 0;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
@@ -23,6 +24,16 @@ int tsr_cmd_inspect(int argc, char **argv)
     tsr_error err;
     struct stat sb;
     if (stat(argv[1], &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        char probe[4700];
+        snprintf(probe, sizeof probe, "%s/config.ini", argv[1]);
+        bool run_dir = access(probe, F_OK) == 0;
+        snprintf(probe, sizeof probe, "%s/checkpoints", argv[1]);
+        if (!run_dir && access(probe, F_OK) != 0) {
+            fprintf(stderr, "tessera inspect: %s is not a run directory (it has no config.ini "
+                            "and no checkpoints/): give a run directory or a checkpoint file\n",
+                    argv[1]);
+            return 1;
+        }
         int64_t iteration;
         if (tsr_checkpoint_find_latest(argv[1], path, sizeof path, &iteration, stderr, &err) !=
             TSR_STATUS_OK) {

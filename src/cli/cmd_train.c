@@ -245,6 +245,10 @@ static int parse_args(int argc, char **argv, train_args *a)
         if (argc < 3) return usage(stderr);
         a->resume_dir = argv[2];
         first = 3;
+    } else if (argv[1][0] == '-' && argv[1][1] == '-') {
+        fprintf(stderr, "tessera train: CONFIG comes first, then the options (got '%s' first)\n\n",
+                argv[1]);
+        return usage(stderr);
     } else {
         a->config_path = strcmp(argv[1], "-") ? argv[1] : NULL;
         first = 2;
@@ -315,6 +319,13 @@ static int prepare(train_args *a, const tsr_run_schema *schema, tsr_run_config *
     *resumed = false;
     *runner = NULL;
     if (a->resume_dir) {
+        struct stat sb;
+        if (stat(a->resume_dir, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
+            fprintf(stderr, "tessera train: --resume takes a run directory; %s is a file (to "
+                            "start a run from a config: tessera train %s)\n",
+                    a->resume_dir, a->resume_dir);
+            return 1;
+        }
         snprintf(run_dir, run_dir_size, "%s", a->resume_dir);
         char checkpoint[4700], config_path[4700];
         int64_t iteration = 0;
@@ -420,8 +431,9 @@ static int prepare(train_args *a, const tsr_run_schema *schema, tsr_run_config *
     char path[4600];
     snprintf(path, sizeof path, "%s/metrics.csv", run_dir);
     if (access(path, F_OK) == 0) {
-        fprintf(stderr, "tessera train: %s already holds a run (metrics.csv); resume it with "
-                        "--resume %s, or choose another --run-dir\n", run_dir, run_dir);
+        fprintf(stderr, "tessera train: %s already holds a run (metrics.csv); continue it, if "
+                        "unfinished, with --resume %s, or choose another --run-dir\n",
+                run_dir, run_dir);
         return 1;
     }
     /* Checkpoints without metrics (files put there by hand, or a run whose
@@ -579,10 +591,15 @@ int tsr_cmd_train(int argc, char **argv)
             fflush(csv);
             fflush(json);
         }
-        printf("iteration %lld/%lld: steps %lld, updates %lld, train return %.3f, eval return "
-               "%.3f, loss %.4g, %.0f steps/s%s\n",
+        /* "-" where the CSV cell is empty (none this iteration). */
+        char train_return[32] = "-", eval_return[32] = "-", loss[32] = "-";
+        if (isfinite(m.train_return)) snprintf(train_return, sizeof train_return, "%.3f", m.train_return);
+        if (isfinite(m.eval_return)) snprintf(eval_return, sizeof eval_return, "%.3f", m.eval_return);
+        if (isfinite(m.loss)) snprintf(loss, sizeof loss, "%.4g", m.loss);
+        printf("iteration %lld/%lld: steps %lld, updates %lld, train return %s, eval return %s, "
+               "loss %s, %.0f steps/s%s\n",
                (long long)m.iteration, (long long)cfg.run.iterations, (long long)m.agent_steps,
-               (long long)m.gradient_updates, m.train_return, m.eval_return, m.loss,
+               (long long)m.gradient_updates, train_return, eval_return, loss,
                m.steps_per_second, stopped ? " (interrupted)" : "");
         fflush(stdout);
         /* An interrupted iteration is not checkpointed: a resume redoes it. */
