@@ -327,7 +327,11 @@ static void update(tsr_agent *a)
     tsr_tensor *per_sample = tsr_value_loss_td(ctx, &a->support, &td);
     tsr_tensor *loss = a->weighted_loss ? tsr_mean_all(ctx, tsr_mul(ctx, per_sample, &weights))
                                         : tsr_mean_all(ctx, per_sample);
-    tsr_backward(ctx, loss);
+    /* A Top-k head's enabled load-balancing losses join the TD loss (as
+     * labs/moes adds them); the logged loss stays the TD loss. */
+    tsr_tensor *aux = a->online.config.head == TSR_HEAD_TOPK ? a->online.topk_outputs.aux_loss
+                                                             : NULL;
+    tsr_backward(ctx, aux ? tsr_add(ctx, loss, aux) : loss);
 
     tsr_ctx_set_grad(ctx, false);
     a->stats.q_sum += mean_chosen_q(a, outputs);

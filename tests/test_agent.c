@@ -361,6 +361,45 @@ Test(agent, evaluates_networks_that_draw_noise_in_every_pass)
     }
 }
 
+/* The Top-k head's importance loss joins the TD loss: with it the router
+ * trains differently; with weight 0 (the default) the run is unchanged. */
+static tsr_agent *topk_agent_after_updates(const char *weight)
+{
+    tsr_run_config cfg = load(TSR_CONFIGS_DIR "/breakout/dqn_top1moe.ini",
+                              OVERRIDES(weight, "agent.min_replay_history=32",
+                                        "agent.replay_capacity=1000", "agent.update_period=1"));
+    tsr_env env;
+    tsr_error err;
+    cr_assert_eq(tsr_env_init(&env, TSR_ENV_GAME_BREAKOUT, NULL, 1, &err), TSR_STATUS_OK);
+    tsr_env_spec spec = tsr_env_get_spec(&env);
+    tsr_agent *agent;
+    cr_assert_eq(tsr_agent_new(&agent, &cfg, &spec, 100, true, &err), TSR_STATUS_OK, "%s",
+                 err.message);
+    uint8_t obs[400];
+    play(agent, &env, 60, obs);
+    cr_assert_gt(tsr_agent_get_counters(agent).updates, 20);
+    return agent;
+}
+
+Test(agent, a_topk_load_balancing_loss_trains_the_router)
+{
+    tsr_agent *plain = topk_agent_after_updates("network.importance_loss_weight=0");
+    tsr_agent *again = topk_agent_after_updates("network.importance_loss_weight=0");
+    tsr_agent *balanced = topk_agent_after_updates("network.importance_loss_weight=1");
+    const tsr_params *p[3] = {&tsr_agent_online(plain)->params, &tsr_agent_online(again)->params,
+                              &tsr_agent_online(balanced)->params};
+    int router = tsr_params_find(p[0], "moe/router/weight");
+    cr_assert_geq(router, 0, "no moe/router/weight");
+    size_t bytes = (size_t)tsr_tensor_numel(&p[0]->items[router].value) * sizeof(float);
+    cr_expect_eq(memcmp(p[0]->items[router].value.data, p[1]->items[router].value.data, bytes), 0,
+                 "the same run twice differs");
+    cr_expect_neq(memcmp(p[0]->items[router].value.data, p[2]->items[router].value.data, bytes),
+                  0, "the importance loss did not reach the router");
+    tsr_agent_free(plain);
+    tsr_agent_free(again);
+    tsr_agent_free(balanced);
+}
+
 /* ---- replay scheme ----------------------------------------------------------- */
 
 Test(agent, says_which_replay_is_in_effect_including_dopamines_uniform_bug)
