@@ -86,8 +86,6 @@ static tsr_status build_moe(tsr_network *net, tsr_image_shape features, int64_t 
     m.expert_hidden = c->hidden;
     m.noisy_routing = c->noisy_routing;
     m.noise_std = c->routing_noise_std;
-    m.entropy_loss = c->entropy_loss_weight > 0;
-    if (m.entropy_loss) m.entropy_weight = c->entropy_loss_weight;
     m.importance_loss = c->importance_loss_weight > 0;
     if (m.importance_loss) m.importance_weight = c->importance_loss_weight;
     m.noisy_experts = c->noisy;

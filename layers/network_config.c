@@ -50,9 +50,6 @@ static const tsr_config_key network_keys[] = {
     KEY(noisy_routing, TSR_CONFIG_BOOL, 0, 0, NULL, "false", "topk: Gaussian noise on router logits"),
     KEY(routing_noise_std, TSR_CONFIG_DOUBLE, 0, 1e3, NULL, "1.0",
         "topk: the noise's std is this over num_experts"),
-    KEY(entropy_loss_weight, TSR_CONFIG_DOUBLE, 0, 1e3, NULL, "0",
-        "topk: weight of the load-balancing entropy loss added to the training loss (0: off; "
-        "Dopamine's labs/moes uses 0.5 when on; needs num_experts >= 2)"),
     KEY(importance_loss_weight, TSR_CONFIG_DOUBLE, 0, 1e3, NULL, "0",
         "topk: weight of the importance (CV squared) loss added to the training loss (0: off; "
         "Dopamine's labs/moes uses 1.0 when on)"),
@@ -91,14 +88,10 @@ tsr_status tsr_network_config_validate(const tsr_network_config *cfg, tsr_error 
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
                              "network.random_router and network.mix_mode apply to head = softmoe, "
                              "not head = %s", tsr_head_names[cfg->head]);
-    if (cfg->head != TSR_HEAD_TOPK && (cfg->entropy_loss_weight > 0 || cfg->importance_loss_weight > 0))
+    if (cfg->head != TSR_HEAD_TOPK && cfg->importance_loss_weight > 0)
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
-                             "network.entropy_loss_weight and network.importance_loss_weight "
-                             "apply to head = topk, not head = %s", tsr_head_names[cfg->head]);
-    if (cfg->head == TSR_HEAD_TOPK && cfg->entropy_loss_weight > 0 && cfg->num_experts < 2)
-        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
-                             "network.entropy_loss_weight needs network.num_experts >= 2 (the "
-                             "entropy of one expert's share is always 0)");
+                             "network.importance_loss_weight applies to head = topk, not head = %s",
+                             tsr_head_names[cfg->head]);
     if (cfg->head != TSR_HEAD_TOPK && cfg->noisy_routing)
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
                              "network.noisy_routing applies to head = topk, not head = %s",

@@ -60,8 +60,7 @@ typedef struct tsr_network_config {
     int64_t top_k;
     bool noisy_routing;
     double routing_noise_std;
-    double entropy_loss_weight;    /* Top-k load-balancing losses; 0: off */
-    double importance_loss_weight;
+    double importance_loss_weight; /* Top-k load-balancing loss; 0: off */
     bool extra_dense;     /* MoE heads: dense(hidden) + ReLU after flatten */
     bool dueling;
     bool noisy;           /* NoisyNet layers in the head and the experts' first layer */
