@@ -345,14 +345,22 @@ tsr_status tsr_config_apply_override(const tsr_config_schema *schema, void *targ
     return tsr_config_set(schema, target, section, name, eq + 1, "--set", err);
 }
 
-/* The shortest %g form that reads back as exactly `v` ("0.9", not
- * "0.90000000000000002"). */
+/* The shortest form that reads back as exactly `v` ("0.9", not
+ * "0.90000000000000002"), positional between 1e-4 and 1e15 ("10", not
+ * "1e+01"; "250000", not "2.5e+05"), with an exponent outside (6.25e-05). */
 static void format_double(double v, char *buf, size_t size)
 {
-    for (int digits = 1; digits <= 17; digits++) {
-        snprintf(buf, size, "%.*g", digits, v);
-        if (strtod(buf, NULL) == v || isnan(v)) return;
+    if (!isfinite(v)) {
+        snprintf(buf, size, "%g", v);
+        return;
     }
+    bool positional = v == 0 || (fabs(v) >= 1e-4 && fabs(v) < 1e15);
+    for (int digits = positional ? 0 : 1; digits <= 17; digits++) {
+        if (positional) snprintf(buf, size, "%.*f", digits, v);
+        else snprintf(buf, size, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v) return;
+    }
+    snprintf(buf, size, "%.17g", v);
 }
 
 const char *tsr_config_format_value(const tsr_config_key *key, const void *target, char *buf,

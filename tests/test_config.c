@@ -83,6 +83,12 @@ Test(config, a_directory_is_not_a_config_file)
 Test(config, doubles_are_written_short_and_read_back_exactly)
 {
     static const double values[] = {0.9, 0.99, 6.25e-5, 1e-4, 0.1, 1.0 / 3.0, 0.95, 2.5e-4};
+    static const struct {
+        double value;
+        const char *text;
+    } exact[] = {{0.9, "0.9"}, {10, "10"}, {-10, "-10"}, {100, "100"}, {250000, "250000"},
+                 {1800, "1800"}, {6.25e-5, "6.25e-05"}, {0.0001, "0.0001"}, {0, "0"},
+                 {1e-10, "1e-10"}, {2.5e-4, "0.00025"}, {-0.5, "-0.5"}, {1e15, "1e+15"}};
     const tsr_config_key *key = &keys[3]; /* optimizer.learning_rate */
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
         demo d;
@@ -92,6 +98,14 @@ Test(config, doubles_are_written_short_and_read_back_exactly)
         tsr_config_format_value(key, &d, buf, sizeof buf);
         cr_expect_eq(strtod(buf, NULL), values[i], "%s does not read back as %.17g", buf, values[i]);
         if (i != 5) cr_expect_leq(strlen(buf), 8, "%s is not the short form", buf);
+    }
+    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++) {
+        demo d;
+        tsr_config_set_defaults(&schema, &d);
+        d.learning_rate = exact[i].value;
+        char buf[64];
+        tsr_config_format_value(key, &d, buf, sizeof buf);
+        cr_expect_str_eq(buf, exact[i].text, "%.17g", exact[i].value);
     }
 }
 

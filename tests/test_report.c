@@ -158,6 +158,32 @@ Test(report_cli, without_by_every_run_is_one_group, .init = make_tmpdir, .fini =
     free(err);
 }
 
+/* --by groups by value, not by spelling: a config.ini written by another
+ * tessera (num_experts = 04, say, or 0.90000000000000002 for 0.9) joins the
+ * group of the same value, named the short way. */
+Test(report_cli, by_groups_equal_values_spelled_differently, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    write_runs();
+    char path[256];
+    snprintf(path, sizeof path, "%s/runs/e4/breakout-s0/config.ini", tmpdir);
+    char *text = slurp(path);
+    cr_assert_not_null(text);
+    char *at = strstr(text, "num_experts = 4");
+    cr_assert_not_null(at);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "%.*snum_experts = 04%s", (int)(at - text), text, at + strlen("num_experts = 4"));
+    fclose(f);
+    free(text);
+    char *out, *err;
+    cr_assert_eq(tessera("report runs --by network.num_experts --reps 500", &out, &err), 0,
+                 "stderr: %s", err);
+    cr_expect(strstr(out, "| 4 | 4 | 2 |"), "stdout: %s", out);
+    cr_expect(!strstr(out, "| 04 |"), "stdout: %s", out);
+    free(out);
+    free(err);
+}
+
 Test(report_cli, a_run_reached_twice_counts_once, .init = make_tmpdir, .fini = remove_tmpdir)
 {
     /* runs/e1 given twice, once more inside runs, and through a symlink: its

@@ -421,6 +421,18 @@ static tsr_status load_run(const load_context *ctx, const char *dir, report *rep
     if (st == TSR_STATUS_OK && !skipped) {
         snprintf(r.task, sizeof r.task, "%s", probe.values[PROBE_TASK]);
         snprintf(r.group, sizeof r.group, "%s", ctx->by ? probe.values[PROBE_BY] : "all");
+        /* The group is the value, not its spelling: 0.9 written by one
+         * tessera as 0.90000000000000002 and by another as 0.9 is one
+         * group, named the short way. */
+        if (ctx->by && ctx->by->entry) {
+            tsr_run_config *scratch = tsr_malloc(sizeof *scratch);
+            tsr_run_config_defaults(ctx->schema, scratch);
+            tsr_error ignored;
+            if (tsr_config_set(&ctx->schema->schema, scratch, ctx->by->section, ctx->by->name,
+                               r.group, config_path, &ignored) == TSR_STATUS_OK)
+                tsr_config_format_value(ctx->by->entry, scratch, r.group, sizeof r.group);
+            tsr_free(scratch);
+        }
         r.scale = NAN;
         if (ctx->scale && !parse_double(probe.values[PROBE_SCALE], &r.scale))
             st = tsr_error_set(err, TSR_STATUS_FORMAT, "%s: %s.%s = '%s' is not a number",
