@@ -341,7 +341,7 @@ static void json_number(FILE *out, const char *key, double v, bool last)
 void tsr_metrics_write_csv_header(FILE *out)
 {
     fputs("iteration,agent_steps,gradient_updates,episodes,train_return,loss,mean_q,sparsity,"
-          "dormant_fraction,head_dormant_fraction,steps_per_second,eval_return,seconds\n",
+          "dormant_fraction,steps_per_second,eval_return,seconds,head_dormant_fraction\n",
           out);
 }
 
@@ -354,10 +354,12 @@ void tsr_metrics_write_csv_row(FILE *out, const tsr_iteration_metrics *m)
     csv_number(out, m->mean_q, false);
     csv_number(out, m->sparsity, false);
     csv_number(out, m->dormant_fraction, false);
-    csv_number(out, m->head_dormant_fraction, false);
     csv_number(out, m->steps_per_second, false);
     csv_number(out, m->eval_return, false);
-    csv_number(out, m->seconds, true);
+    csv_number(out, m->seconds, false);
+    /* Columns added later go last: a run resumed from an older tessera's
+     * files keeps the columns it had where they were. */
+    csv_number(out, m->head_dormant_fraction, true);
 }
 
 void tsr_metrics_write_json(FILE *out, const tsr_iteration_metrics *m)
@@ -371,8 +373,8 @@ void tsr_metrics_write_json(FILE *out, const tsr_iteration_metrics *m)
     json_number(out, "mean_q", m->mean_q, false);
     json_number(out, "sparsity", m->sparsity, false);
     json_number(out, "dormant_fraction", m->dormant_fraction, false);
-    json_number(out, "head_dormant_fraction", m->head_dormant_fraction, false);
     json_number(out, "steps_per_second", m->steps_per_second, false);
     json_number(out, "eval_return", m->eval_return, false);
-    json_number(out, "seconds", m->seconds, true);
+    json_number(out, "seconds", m->seconds, false);
+    json_number(out, "head_dormant_fraction", m->head_dormant_fraction, true);
 }

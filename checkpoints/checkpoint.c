@@ -858,7 +858,12 @@ static herr_t inspect_one(hid_t group, const char *name, const H5L_info_t *info,
         }
     } else if (ndim == 0 && H5Tget_class(type) == H5T_STRING) {
         char *text = read_text(obj, false);
-        fprintf(s->out, "  %-56s %-8s %-22s = \"%s\"\n", name, tname, "scalar", text ? text : "?");
+        if (text) {
+            fprintf(s->out, "  %-56s %-8s %-22s = \"%s\"\n", name, tname, "scalar", text);
+        } else {
+            fprintf(s->out, "  %-56s %-8s %-22s (unreadable)\n", name, tname, "scalar");
+            s->unreadable++;
+        }
         tsr_free(text);
     } else {
         fprintf(s->out, "  %-56s %-8s %s\n", name, tname, shape_text);

@@ -356,6 +356,46 @@ Test(checkpoint_cli, eval_builds_the_agent_from_the_checkpoints_own_config, .ini
     free(err);
 }
 
+/* A run started by an older tessera, whose metrics.csv lacks the columns
+ * added since (they only ever go last), resumes with every row under
+ * today's header: the old rows padded with empty cells. */
+Test(checkpoint_cli, a_resume_brings_an_older_metrics_header_up_to_date, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    char dir[256], path[512], args[600], *out, *err;
+    snprintf(dir, sizeof dir, "%s/run", tmpdir);
+    cr_assert_eq(train_short(dir, 2, &out, &err), 0, "%s", err);
+    free(out);
+    free(err);
+    snprintf(path, sizeof path, "%s/checkpoints/ckpt-000002.h5", dir);
+    cr_assert_eq(unlink(path), 0);
+    /* Drop the last column, as an older tessera wrote the file. */
+    snprintf(path, sizeof path, "%s/metrics.csv", dir);
+    char *csv = slurp(path);
+    cr_assert_not_null(csv);
+    FILE *f = fopen(path, "w");
+    for (char *line = strtok(csv, "\n"); line; line = strtok(NULL, "\n"))
+        fprintf(f, "%.*s\n", (int)(strrchr(line, ',') - line), line);
+    fclose(f);
+    free(csv);
+    snprintf(args, sizeof args, "train --resume %s --quiet", dir);
+    cr_expect_eq(tessera(args, &out, &err), 0, "%s", err);
+    free(out);
+    free(err);
+    csv = slurp(path);
+    cr_assert_not_null(csv);
+    int lines = 0;
+    for (char *line = strtok(csv, "\n"); line; line = strtok(NULL, "\n"), lines++) {
+        int commas = 0;
+        for (char *c = line; *c; c++) commas += *c == ',';
+        cr_expect_eq(commas, 12, "line %d has %d columns: %s", lines, commas + 1, line);
+        if (lines == 0) cr_expect(strstr(line, ",seconds,head_dormant_fraction"), "%s", line);
+        if (lines == 1) cr_expect_eq(line[strlen(line) - 1], ',', "row 1 padded: %s", line);
+    }
+    cr_expect_eq(lines, 3);
+    free(csv);
+}
+
 Test(checkpoint_cli, train_refuses_a_directory_that_holds_checkpoints, .init = make_tmpdir,
      .fini = remove_tmpdir)
 {

@@ -91,7 +91,7 @@ Test(train_cli, help_and_option_errors_are_consistent_across_commands, .init = m
 {
     static const char *const commands[] = {"", "train ", "eval ", "inspect ", "summary ",
                                            "keys ", "report ", "sweep ", "env ", "env run ",
-                                           "version "};
+                                           "env list ", "version "};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         for (int dash = 0; dash < 2; dash++) {
             char args[64], *out, *err;
@@ -215,8 +215,8 @@ Test(train_cli, a_run_writes_its_config_metrics_and_checkpoints_and_evaluates,
     char *csv = tsr_test_slurp(path, NULL);
     cr_assert_not_null(csv);
     static const char header[] = "iteration,agent_steps,gradient_updates,episodes,train_return,"
-                                 "loss,mean_q,sparsity,dormant_fraction,head_dormant_fraction,steps_per_second,"
-                                 "eval_return,seconds\n";
+                                 "loss,mean_q,sparsity,dormant_fraction,steps_per_second,"
+                                 "eval_return,seconds,head_dormant_fraction\n";
     cr_expect(!strncmp(csv, header, sizeof header - 1), "%s", csv);
     int lines = 0;
     for (const char *c = csv; *c; c++) lines += *c == '\n';

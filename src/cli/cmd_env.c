@@ -280,7 +280,8 @@ int tsr_cmd_env(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "run")) return cmd_run(argc - 1, argv + 1);
     if (argc == 2 && !strcmp(argv[1], "list")) return cmd_list();
-    if (argc >= 2 && tsr_cli_is_help(argv[1])) {
+    if ((argc >= 2 && tsr_cli_is_help(argv[1])) ||
+        (argc == 3 && !strcmp(argv[1], "list") && tsr_cli_is_help(argv[2]))) {
         fputs(usage, stdout);
         return 0;
     }

@@ -143,7 +143,10 @@ int tsr_cmd_eval(int argc, char **argv)
                                                       &err) == TSR_STATUS_OK;
         }
         if (!older) {
-            fprintf(stderr, "tessera eval: %s\n", first.message);
+            /* A config the file does not fit stops the search: that is the
+             * reason to show; otherwise the newest file's damage is. */
+            fprintf(stderr, "tessera eval: %s\n",
+                    st == TSR_STATUS_INVALID_ARGUMENT ? err.message : first.message);
             free(overrides);
             return 1;
         }

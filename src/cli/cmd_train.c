@@ -224,6 +224,63 @@ static bool truncate_metrics(const char *path, int64_t last, bool json)
     return truncate(path, keep) == 0;
 }
 
+/* A resumed run's metrics.csv written by an older tessera, whose header is a
+ * prefix of today's (columns are only ever added at the end): rewritten
+ * with today's header, its rows padded with empty cells, so every row has
+ * the header's columns. Anything else is refused, naming both headers. */
+static bool upgrade_metrics_header(const char *path, tsr_error *err)
+{
+    char *now = NULL;
+    size_t now_size = 0;
+    FILE *mem = open_memstream(&now, &now_size);
+    tsr_metrics_write_csv_header(mem);
+    fclose(mem);
+    FILE *in = fopen(path, "r");
+    if (!in) {
+        free(now);
+        if (errno == ENOENT) return true;
+        tsr_error_set(err, TSR_STATUS_IO, "cannot read %s: %s", path, strerror(errno));
+        return false;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len = getline(&line, &cap, in);
+    bool ok = true;
+    if (len > 0 && strcmp(line, now)) {
+        size_t old_len = line[len - 1] == '\n' ? (size_t)len - 1 : (size_t)len;
+        if (strncmp(line, now, old_len) || now[old_len] != ',') {
+            tsr_error_set(err, TSR_STATUS_FORMAT, "%s has the columns %.*s, which this tessera "
+                          "cannot continue (it writes %.*s)", path, (int)old_len, line,
+                          (int)strcspn(now, "\n"), now);
+            ok = false;
+        } else {
+            int missing = 0;
+            for (const char *c = now + old_len; *c; c++) missing += *c == ',';
+            char tmp[4800];
+            snprintf(tmp, sizeof tmp, "%s.tmp", path);
+            FILE *out = fopen(tmp, "w");
+            ok = out != NULL;
+            if (ok) fputs(now, out);
+            while (ok && (len = getline(&line, &cap, in)) > 0) {
+                bool whole = line[len - 1] == '\n';
+                fwrite(line, 1, (size_t)len - whole, out);
+                for (int i = 0; i < missing; i++) fputc(',', out);
+                if (whole) fputc('\n', out);
+            }
+            if (out && fclose(out) != 0) ok = false;
+            if (ok && rename(tmp, path) != 0) ok = false;
+            if (!ok) {
+                tsr_error_set(err, TSR_STATUS_IO, "cannot rewrite %s: %s", path, strerror(errno));
+                unlink(tmp);
+            }
+        }
+    }
+    free(line);
+    free(now);
+    fclose(in);
+    return ok;
+}
+
 /* ---- the command --------------------------------------------------------- */
 
 typedef struct train_args {
@@ -545,6 +602,11 @@ int tsr_cmd_train(int argc, char **argv)
                     !truncate_metrics(json_path, done, true))) {
         fprintf(stderr, "tessera train: cannot rewrite the metric files in %s: %s\n", run_dir,
                 strerror(errno));
+        tsr_runner_free(runner);
+        return 1;
+    }
+    if (resumed && !upgrade_metrics_header(csv_path, &err)) {
+        fprintf(stderr, "tessera train: %s\n", err.message);
         tsr_runner_free(runner);
         return 1;
     }
