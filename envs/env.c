@@ -50,10 +50,18 @@ tsr_status tsr_env_find_game(const char *name, tsr_env_game *game, tsr_error *er
             return TSR_STATUS_OK;
         }
     }
+    /* The part after the '/' alone ("breakout"), as sweep files take it. */
+    for (int g = 0; name && !strchr(name, '/') && g < TSR_ENV_GAME_COUNT; g++) {
+        const char *slash = strchr(games[g]->name, '/');
+        if (slash && !strcmp(name, slash + 1)) {
+            *game = (tsr_env_game)g;
+            return TSR_STATUS_OK;
+        }
+    }
     char names[256];
     return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
-                         "unknown environment '%s'; valid names: %s", name ? name : "(null)",
-                         valid_names(names, sizeof names));
+                         "unknown environment '%s'; valid names: %s (or the part after the '/')",
+                         name ? name : "(null)", valid_names(names, sizeof names));
 }
 
 /* ============================================================== options */

@@ -255,6 +255,10 @@ static tsr_status finish_load(const tsr_run_schema *s, tsr_run_config *cfg, tsr_
         tsr_env_game game;
         tsr_env_options options;
         st = tsr_run_config_env(cfg, &game, &options, err);
+        /* A short name ("breakout") is stored in full, so every run of a
+         * game carries one name (reports group and normalise by it). */
+        if (st == TSR_STATUS_OK)
+            snprintf(cfg->env.name, sizeof cfg->env.name, "%s", tsr_env_game_name(game));
     }
     return st;
 }

@@ -145,6 +145,27 @@ Test(presets, every_breakout_and_cartpole_preset_trains_and_evaluates, .timeout 
     cr_expect_eq(train_presets_in(TSR_CONFIGS_DIR "/cartpole"), 5);
 }
 
+/* A game's short name works as env.name and is stored in full, so runs of
+ * one game carry one name whichever way it was given. */
+Test(presets, a_short_game_name_is_stored_in_full)
+{
+    tsr_run_config cfg =
+        tsr_test_load_run_config(NULL, TSR_TEST_OVERRIDES("env.name=seaquest"));
+    cr_expect_str_eq(cfg.env.name, "minatar/seaquest");
+    cfg = tsr_test_load_run_config(NULL, TSR_TEST_OVERRIDES("env.name=cartpole",
+                                                             "network.encoder=mlp"));
+    cr_expect_str_eq(cfg.env.name, "classic/cartpole");
+    tsr_run_schema schema;
+    tsr_run_schema_init(&schema);
+    tsr_error err;
+    char *bad[] = {"env.name=pong"};
+    cr_expect_eq(tsr_run_config_load(&schema, &cfg, NULL, bad, 1, &err),
+                 TSR_STATUS_INVALID_ARGUMENT);
+    cr_expect(strstr(err.message, "unknown environment 'pong'") &&
+                  strstr(err.message, "or the part after the '/'"),
+              "%s", err.message);
+}
+
 /* ---- layered files ----------------------------------------------------------- */
 
 static char tmpdir[64];
