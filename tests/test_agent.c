@@ -231,6 +231,18 @@ static void play(tsr_agent *agent, tsr_env *env, int steps, uint8_t *obs)
     }
 }
 
+/* A training agent for `cfg` on Breakout (env seed 1, agent seed 100). */
+static tsr_agent *new_breakout_agent(const tsr_run_config *cfg, tsr_env *env)
+{
+    tsr_error err;
+    cr_assert_eq(tsr_env_init(env, TSR_ENV_GAME_BREAKOUT, NULL, 1, &err), TSR_STATUS_OK);
+    tsr_env_spec spec = tsr_env_get_spec(env);
+    tsr_agent *agent;
+    cr_assert_eq(tsr_agent_new(&agent, cfg, &spec, 100, true, &err), TSR_STATUS_OK, "%s",
+                 err.message);
+    return agent;
+}
+
 static void expect_no_allocation_after_warm_up(const char *preset, const char *const *extra,
                                                int num_extra)
 {
@@ -298,14 +310,10 @@ Test(agent, pruned_weights_stay_zero_and_the_target_copies_them)
                                         "pruning.step_units=updates", "pruning.start_step=0",
                                         "pruning.end_step=0", "pruning.target_sparsity=0.5"));
     tsr_env env;
-    tsr_error err;
-    cr_assert_eq(tsr_env_init(&env, TSR_ENV_GAME_BREAKOUT, NULL, 1, &err), TSR_STATUS_OK);
-    tsr_env_spec spec = tsr_env_get_spec(&env);
-    tsr_agent *agent;
-    cr_assert_eq(tsr_agent_new(&agent, &cfg, &spec, 100, true, &err), TSR_STATUS_OK, "%s",
-                 err.message);
+    tsr_agent *agent = new_breakout_agent(&cfg, &env);
     uint8_t obs[400];
     play(agent, &env, 120, obs);
+    tsr_error err;
     double sparsity, dormant, head_dormant;
     cr_assert_eq(tsr_agent_health(agent, 0.0, &sparsity, &dormant, &head_dormant, &err),
                  TSR_STATUS_OK);
@@ -369,12 +377,7 @@ static tsr_agent *topk_agent_after_updates(const char *weight)
                               OVERRIDES(weight, "agent.min_replay_history=32",
                                         "agent.replay_capacity=1000", "agent.update_period=1"));
     tsr_env env;
-    tsr_error err;
-    cr_assert_eq(tsr_env_init(&env, TSR_ENV_GAME_BREAKOUT, NULL, 1, &err), TSR_STATUS_OK);
-    tsr_env_spec spec = tsr_env_get_spec(&env);
-    tsr_agent *agent;
-    cr_assert_eq(tsr_agent_new(&agent, &cfg, &spec, 100, true, &err), TSR_STATUS_OK, "%s",
-                 err.message);
+    tsr_agent *agent = new_breakout_agent(&cfg, &env);
     uint8_t obs[400];
     play(agent, &env, 60, obs);
     cr_assert_gt(tsr_agent_get_counters(agent).updates, 20);
