@@ -92,14 +92,16 @@ static void free_out(tsr_vec_env_out *out)
     tsr_free(out->truncated), tsr_free(out->episode_return), tsr_free(out->episode_length);
 }
 
-/* The vector env must equal N single envs seeded seed + i, step for step. */
+/* The vector env must equal N single envs seeded tsr_vec_env_copy_seed(seed, i),
+ * step for step. */
 static void check_vector_env(tsr_env_game game, int n, const int32_t *actions)
 {
     omp_set_num_threads(2);
     tsr_vec_env *venv;
     if (tsr_vec_env_new(&venv, game, NULL, n, 1, NULL) != TSR_STATUS_OK) exit(1);
     tsr_env *single = tsr_malloc((size_t)n * sizeof *single);
-    for (int i = 0; i < n; i++) tsr_env_init(&single[i], game, NULL, 1 + (uint64_t)i, NULL);
+    for (int i = 0; i < n; i++)
+        tsr_env_init(&single[i], game, NULL, tsr_vec_env_copy_seed(1, i), NULL);
     tsr_vec_env_out out = make_out(n, venv->spec.obs_bytes);
     unsigned char expected[MAX_OBS_BYTES];
     for (int t = 0; t < 200; t++) {

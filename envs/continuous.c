@@ -39,29 +39,27 @@ static const tsr_joystick_event stick_fire_event[3][3] = {
     {TSR_JOYSTICK_UPLEFTFIRE, TSR_JOYSTICK_UPFIRE, TSR_JOYSTICK_UPRIGHTFIRE},
 };
 
-/* Clamps into [lo, hi]; NaN becomes lo. */
-static double clamp(double value, double lo, double hi)
-{
-    return value > hi ? hi : value >= lo ? value : lo;
-}
-
-/* +1 above t, -1 below -t (below +t in ale-py 0.10-0.11's asymmetric form), else 0. */
-static int threshold_axis(double value, double t, bool asymmetric)
+/* +1 above t, -1 below -t (below +t in ale-py 0.10-0.11's asymmetric form),
+ * else 0 (NaN included: every comparison with it is false). */
+static int threshold_axis(float value, float t, bool asymmetric)
 {
     if (value > t) return 1;
     if (value < (asymmetric ? t : -t)) return -1;
     return 0;
 }
 
+/* ale-py's formula on the raw action, in float32 as its float32 arrays
+ * compute it: nothing is clamped, so an angle outside [-pi, pi] wraps (it
+ * only enters cos and sin), a negative r points the other way, and NaN
+ * components count as centred / not fired, all as CALE does. */
 tsr_joystick_event tsr_env_joystick_event(const float action[3], double threshold,
                                           bool asymmetric)
 {
-    double r = clamp(action[0], 0.0, 1.0);
-    double theta = clamp(action[1], -M_PI, M_PI);
-    double fire = clamp(action[2], 0.0, 1.0);
-    int h = threshold_axis(r * cos(theta), threshold, asymmetric);
-    int v = threshold_axis(r * sin(theta), threshold, asymmetric);
-    return fire > threshold ? stick_fire_event[v + 1][h + 1] : stick_event[v + 1][h + 1];
+    const float t = (float)threshold;
+    const float r = action[0], theta = action[1];
+    int h = threshold_axis(r * cosf(theta), t, asymmetric);
+    int v = threshold_axis(r * sinf(theta), t, asymmetric);
+    return action[2] > t ? stick_fire_event[v + 1][h + 1] : stick_event[v + 1][h + 1];
 }
 
 int tsr_env_joystick_action(tsr_env_game game, tsr_joystick_event event)

@@ -98,6 +98,10 @@ tsr_status tsr_env_check_options(tsr_env_game game, const tsr_env_options *optio
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
                              "%s: max_episode_steps %lld must be >= 1 when the time limit is on",
                              name, (long long)options->max_episode_steps);
+    if (options->continuous && options->minimal_action_set)
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "%s: the minimal action set does not apply in continuous mode "
+                             "(CALE maps onto the full set)", name);
     return TSR_STATUS_OK;
 }
 
@@ -270,8 +274,10 @@ tsr_status tsr_env_state_restore(tsr_env *env, const void *bytes, size_t size, t
     if (tsr_env_check_options(saved.game, &saved.options, &option_err) != TSR_STATUS_OK)
         return tsr_error_set(err, TSR_STATUS_FORMAT, "environment state: %s",
                              option_err.message);
-    int max_action = saved.game == TSR_ENV_GAME_CARTPOLE ? TSR_CARTPOLE_ACTION_COAST
-                                                         : rules->num_actions - 1;
+    /* CartPole's coast exists only in continuous mode. */
+    int max_action = saved.game != TSR_ENV_GAME_CARTPOLE ? rules->num_actions - 1
+                     : saved.options.continuous          ? TSR_CARTPOLE_ACTION_COAST
+                                                         : TSR_CARTPOLE_ACTION_COAST - 1;
     if (saved.previous_action < 0 || saved.previous_action > max_action)
         return tsr_error_set(err, TSR_STATUS_FORMAT,
                              "environment state (%s): previous action %d is outside 0..%d",

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "tessera/env.h"
+#include "tessera/rng.h"
 
 tsr_status tsr_vec_env_new(tsr_vec_env **out, tsr_env_game game, const tsr_env_options *options,
                            int num_envs, uint64_t seed, tsr_error *err)
@@ -21,12 +22,21 @@ tsr_status tsr_vec_env_new(tsr_vec_env **out, tsr_env_game game, const tsr_env_o
     venv->envs = tsr_aligned_alloc(64, (size_t)num_envs * sizeof(tsr_env));
     memcpy(&venv->envs[0], &first, sizeof first); /* padding bytes included */
     for (int i = 1; i < num_envs; i++) {
-        st = tsr_env_init(&venv->envs[i], game, &first.options, seed + (uint64_t)i, err);
+        st = tsr_env_init(&venv->envs[i], game, &first.options, tsr_vec_env_copy_seed(seed, i),
+                          err);
         TSR_ASSERT(st == TSR_STATUS_OK); /* same options as copy 0 */
     }
     venv->spec = tsr_env_get_spec(&first);
     *out = venv;
     return TSR_STATUS_OK;
+}
+
+uint64_t tsr_vec_env_copy_seed(uint64_t seed, int copy)
+{
+    if (copy == 0) return seed;
+    tsr_rng rng;
+    tsr_rng_init(&rng, seed, TSR_RNG_STREAM_VEC_ENV_COPY + (uint64_t)copy);
+    return tsr_rng_u64(&rng);
 }
 
 void tsr_vec_env_free(tsr_vec_env *venv)

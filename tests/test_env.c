@@ -59,6 +59,15 @@ Test(env, options_outside_their_ranges_are_refused_naming_the_range)
         cr_assert(strstr(err.message, "minatar/seaquest"));
         cr_assert_eq(((unsigned char *)&env)[0], 0x5A, "a refused init leaves the env untouched");
     }
+    /* Continuous mode maps onto the full set: a minimal set with it is refused. */
+    tsr_env_options options = tsr_env_default_options(TSR_ENV_GAME_SEAQUEST);
+    options.continuous = options.minimal_action_set = true;
+    tsr_env env;
+    tsr_error err;
+    cr_assert_eq(tsr_env_init(&env, TSR_ENV_GAME_SEAQUEST, &options, 0, &err),
+                 TSR_STATUS_INVALID_ARGUMENT);
+    cr_assert(strstr(err.message, "minimal action set does not apply in continuous mode"), "%s",
+              err.message);
 }
 
 Test(env, specs_give_the_documented_shapes_and_action_sets)
@@ -209,6 +218,16 @@ Test(env, restoring_bytes_of_the_wrong_size_layout_or_content_is_refused)
     cr_assert(strstr(err.message, "seaquest"), "%s", err.message);
 
     cr_assert_eq(memcmp(&target, &before, sizeof before), 0, "a refused restore changes nothing");
+
+    /* CartPole's coast is an action of continuous mode only. */
+    tsr_env pole;
+    cr_assert_eq(tsr_env_init(&pole, TSR_ENV_GAME_CARTPOLE, NULL, 1, NULL), TSR_STATUS_OK);
+    pole.previous_action = 2; /* coast */
+    cr_assert_eq(tsr_env_state_restore(&target, &pole, sizeof pole, &err), TSR_STATUS_FORMAT);
+    cr_assert(strstr(err.message, "previous action 2 is outside 0..1"), "%s", err.message);
+    pole.options.continuous = true;
+    cr_assert_eq(tsr_env_state_restore(&target, &pole, sizeof pole, &err), TSR_STATUS_OK, "%s",
+                 err.message);
 }
 
 /* ------------------------------------------------------- sticky actions */

@@ -66,16 +66,35 @@ Test(continuous, the_compatibility_flag_reproduces_the_asymmetric_ale_py_mapping
     cr_assert_eq(tsr_env_joystick_event(up, 0.5, true), TSR_JOYSTICK_UPLEFT);
 }
 
-Test(continuous, inputs_outside_the_box_are_clamped)
+/* Outside the box the formula applies as it stands, as in ale-py: nothing
+ * is clamped. */
+Test(continuous, inputs_outside_the_box_follow_the_formula)
 {
     const float long_stick[3] = {5.0f, 0.0f, 0.0f};
     cr_assert_eq(tsr_env_joystick_event(long_stick, 0.5, false), TSR_JOYSTICK_RIGHT);
+    /* A negative r points the other way; f = 2 fires. */
     const float negative_r[3] = {-1.0f, 0.0f, 2.0f};
-    cr_assert_eq(tsr_env_joystick_event(negative_r, 0.5, false), TSR_JOYSTICK_FIRE);
-    const float wide_angle[3] = {1.0f, 10.0f, 0.0f}; /* clamped to pi: left */
-    cr_assert_eq(tsr_env_joystick_event(wide_angle, 0.5, false), TSR_JOYSTICK_LEFT);
+    cr_assert_eq(tsr_env_joystick_event(negative_r, 0.5, false), TSR_JOYSTICK_LEFTFIRE);
+    /* Angles wrap: 10 rad is cos -0.84, sin -0.54. */
+    const float wide_angle[3] = {1.0f, 10.0f, 0.0f};
+    cr_assert_eq(tsr_env_joystick_event(wide_angle, 0.5, false), TSR_JOYSTICK_DOWNLEFT);
+    const float straight_down[3] = {1.0f, 3 * (float)M_PI / 2, 0.0f};
+    cr_assert_eq(tsr_env_joystick_event(straight_down, 0.5, false), TSR_JOYSTICK_DOWN);
+    /* NaN anywhere counts as centred (every comparison with it is false). */
     const float not_a_number[3] = {NAN, NAN, NAN};
     cr_assert_eq(tsr_env_joystick_event(not_a_number, 0.5, false), TSR_JOYSTICK_NOOP);
+    const float nan_angle[3] = {1.0f, NAN, 1.0f};
+    cr_assert_eq(tsr_env_joystick_event(nan_angle, 0.5, false), TSR_JOYSTICK_FIRE);
+}
+
+/* Float32 arithmetic, as ale-py's float32 arrays: at r = 1, theta =
+ * float32(pi/6) the vertical component rounds to exactly 0.5, which is not
+ * above the threshold: RIGHT (double arithmetic would give 0.50000001 and
+ * UPRIGHT). */
+Test(continuous, components_are_computed_in_float32)
+{
+    const float edge[3] = {1.0f, (float)(M_PI / 6), 0.0f};
+    cr_assert_eq(tsr_env_joystick_event(edge, 0.5, false), TSR_JOYSTICK_RIGHT);
 }
 
 Test(continuous, events_keep_only_the_components_each_game_uses)

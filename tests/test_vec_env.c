@@ -56,7 +56,7 @@ static void check_against_single_envs(tsr_env_game game, const tsr_env_options *
     cr_assert_eq(tsr_vec_env_new(&venv, game, options, n, seed, NULL), TSR_STATUS_OK);
     tsr_env *single = calloc((size_t)n, sizeof *single);
     for (int i = 0; i < n; i++)
-        cr_assert_eq(tsr_env_init(&single[i], game, options, seed + (uint64_t)i, NULL),
+        cr_assert_eq(tsr_env_init(&single[i], game, options, tsr_vec_env_copy_seed(seed, i), NULL),
                      TSR_STATUS_OK);
     const size_t obs_bytes = venv->spec.obs_bytes;
     batch b = batch_new(n);
@@ -91,7 +91,19 @@ static void check_against_single_envs(tsr_env_game game, const tsr_env_options *
     tsr_vec_env_free(venv);
 }
 
-Test(vec_env, copy_i_is_the_single_env_seeded_seed_plus_i_below_the_parallel_threshold)
+/* Copy 0 is the seed's own env; no copy of one seed is a copy of the next. */
+Test(vec_env, neighbouring_seeds_share_no_copy)
+{
+    cr_expect_eq(tsr_vec_env_copy_seed(100, 0), 100);
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 8; j++)
+            cr_expect_neq(tsr_vec_env_copy_seed(100, i), tsr_vec_env_copy_seed(101, j),
+                          "copy %d of seed 100 and copy %d of seed 101", i, j);
+    for (int i = 1; i < 8; i++)
+        cr_expect_neq(tsr_vec_env_copy_seed(100, i), tsr_vec_env_copy_seed(100, i - 1));
+}
+
+Test(vec_env, copy_i_is_the_single_env_seeded_from_the_seed_below_the_parallel_threshold)
 {
     check_against_single_envs(TSR_ENV_GAME_BREAKOUT, NULL, 5, 300);
     check_against_single_envs(TSR_ENV_GAME_CARTPOLE, NULL, 5, 300);
@@ -105,7 +117,7 @@ Test(vec_env, a_truncated_episode_is_reset_like_a_terminated_one)
     check_against_single_envs(TSR_ENV_GAME_SEAQUEST, &options, 4, 100);
 }
 
-Test(vec_env, copy_i_is_the_single_env_seeded_seed_plus_i_in_parallel)
+Test(vec_env, copy_i_is_the_single_env_seeded_from_the_seed_in_parallel)
 {
     omp_set_num_threads(2);
     check_against_single_envs(TSR_ENV_GAME_SEAQUEST, NULL, TSR_VEC_ENV_PARALLEL_MIN + 3, 200);

@@ -280,8 +280,9 @@ typedef struct tsr_env_step_result {
 /* One step in discrete mode. `action` indexes the action set in use
  * (0 <= action < spec.num_actions); anything else aborts. */
 tsr_env_step_result tsr_env_step(tsr_env *env, int action);
-/* One step in continuous mode: action = (r, theta, fire); values outside the
- * box are clamped into it. */
+/* One step in continuous mode: action = (r, theta, fire), nominally in
+ * [0, 1] x [-pi, pi] x [0, 1]; values outside follow CALE's formula as they
+ * stand (tsr_env_joystick_event). */
 tsr_env_step_result tsr_env_step_continuous(tsr_env *env, const float action[3]);
 
 /* Writes the current observation (spec.obs_bytes bytes) to `obs`. */
@@ -313,7 +314,9 @@ typedef enum tsr_joystick_event {
 
 /* CALE's thresholding: x = r cos(theta), y = r sin(theta); horizontal +1 if
  * x > t, -1 if x < -t (x < +t when `asymmetric`), else 0; likewise vertical
- * (up is +1); fire if f > t. Inputs are clamped into the box first. */
+ * (up is +1); fire if f > t. In float32, on the raw action as ale-py: no
+ * clamping (angles wrap, a negative r points the other way), and a NaN
+ * component compares false everywhere (centred, not fired). */
 tsr_joystick_event tsr_env_joystick_event(const float action[3], double threshold,
                                           bool asymmetric);
 /* The action (full-set index) that joystick `event` runs in `game`. */
@@ -322,8 +325,13 @@ int tsr_env_joystick_action(tsr_env_game game, tsr_joystick_event event);
 /* -------------------------------------------------------------- vector env */
 
 /* N copies of one game stepped together with automatic reset. Copy i is
- * exactly the single env initialised with seed + i. The copies are one
- * contiguous array of plain structs: its bytes are the vector env's state. */
+ * exactly the single env initialised with tsr_vec_env_copy_seed(seed, i):
+ * copy 0 the seed itself, the others seeds drawn from it, so vector envs of
+ * neighbouring seeds share no copy (with seed + i, copy 1 of seed s was copy
+ * 0 of seed s + 1). The copies are one contiguous array of plain structs:
+ * its bytes are the vector env's state. */
+uint64_t tsr_vec_env_copy_seed(uint64_t seed, int copy);
+
 typedef struct tsr_vec_env {
     tsr_env *envs;  /* (N) */
     int num_envs;

@@ -24,6 +24,8 @@ typedef enum tsr_rng_stream {
     TSR_RNG_STREAM_ENV = 4,         /* environment dynamics */
     TSR_RNG_STREAM_STICKY = 5,      /* sticky actions */
     TSR_RNG_STREAM_NOISE = 6,       /* NoisyNet and random routers */
+    /* Seeds of a vector env's copies: this + the copy's index. */
+    TSR_RNG_STREAM_VEC_ENV_COPY = 0x56454300,
 } tsr_rng_stream;
 
 typedef struct tsr_rng {
