@@ -465,6 +465,29 @@ tsr_status tsr_agent_health(tsr_agent *a, double tau, double *sparsity, double *
 
 /* ==== checkpoints ============================================================= */
 
+/* Whether each linear layer's current weight version was used before: the
+ * next use then runs the inner product on the cached layout, else the plain
+ * matmul (ops_dense.c). Restored, a resumed run runs the same primitives as
+ * the uninterrupted one, which matters where the two differ in their last
+ * bits. Absent in older checkpoints: nothing used. */
+static void checkpoint_cache_state(tsr_network *net, tsr_ckpt *c, const char *path)
+{
+    enum { MAX_CACHES = 64 };
+    tsr_network_cache caches[MAX_CACHES];
+    int n = tsr_network_linear_caches(net, caches, MAX_CACHES);
+    if (n == 0) return;
+    uint8_t used[MAX_CACHES] = {0};
+    bool writing = tsr_ckpt_writing(c);
+    if (writing)
+        for (int i = 0; i < n; i++) used[i] = tsr_weight_cache_version_used(caches[i].cache, caches[i].weight);
+    else if (!tsr_ckpt_has(c, path))
+        return;
+    tsr_ckpt_array(c, path, TSR_CKPT_U8, 1, TSR_SHAPE(n), used, 0);
+    if (writing || tsr_ckpt_status(c) != TSR_STATUS_OK) return;
+    for (int i = 0; i < n; i++)
+        if (used[i]) tsr_weight_cache_mark_version_used(caches[i].cache, caches[i].weight);
+}
+
 void tsr_agent_checkpoint(tsr_agent *a, tsr_ckpt *c, bool with_replay, bool *replay_restored)
 {
     TSR_ASSERT_MSG(a->training, "checkpoints hold training agents");
@@ -505,4 +528,7 @@ void tsr_agent_checkpoint(tsr_agent *a, tsr_ckpt *c, bool with_replay, bool *rep
                           "%d of %s", (long long)slot, a->spec.num_actions, a->spec.name);
     }
     if (replay_restored) *replay_restored = restore && tsr_ckpt_status(c) == TSR_STATUS_OK;
+    /* Last: loading the rest (pruning masks) may bump the weights' versions. */
+    checkpoint_cache_state(&a->online, c, "agent/online_linear_version_used");
+    checkpoint_cache_state(&a->target, c, "agent/target_linear_version_used");
 }

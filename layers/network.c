@@ -224,6 +224,39 @@ tsr_tensor *tsr_network_forward(tsr_network *net, tsr_ctx *ctx, tsr_tensor *obs,
     return tsr_head_forward(&net->head, ctx, p, x, noise);
 }
 
+static int add_cache(tsr_network_cache *out, int n, int max, tsr_weight_cache *cache,
+                     const tsr_tensor *weight)
+{
+    TSR_ASSERT_MSG(n < max, "more than %d linear weight caches", max);
+    out[n] = (tsr_network_cache){cache, weight};
+    return n + 1;
+}
+
+static int add_dense(tsr_network *net, tsr_head_dense *d, tsr_network_cache *out, int n, int max)
+{
+    tsr_params *p = &net->params;
+    if (!d->noisy) return add_cache(out, n, max, &d->linear.cache, tsr_params_tensor(p, d->linear.weight));
+    tsr_noisy_linear *l = &d->noisy_linear;
+    n = add_cache(out, n, max, &l->cache_mu, tsr_params_tensor(p, l->weight_mu));
+    return add_cache(out, n, max, &l->cache_sigma, tsr_params_tensor(p, l->weight_sigma));
+}
+
+int tsr_network_linear_caches(tsr_network *net, tsr_network_cache *out, int max)
+{
+    int n = 0;
+    tsr_params *p = &net->params;
+    if (net->config.encoder == TSR_ENCODER_MLP)
+        for (int i = 0; i < net->mlp.num_layers; i++)
+            n = add_cache(out, n, max, &net->mlp.layers[i].cache,
+                          tsr_params_tensor(p, net->mlp.layers[i].weight));
+    if (net->config.head == TSR_HEAD_TOPK)
+        n = add_cache(out, n, max, &net->topk.router_cache, tsr_params_tensor(p, net->topk.router));
+    if (net->head.hidden > 0) n = add_dense(net, &net->head.hidden_layer, out, n, max);
+    n = add_dense(net, &net->head.output, out, n, max);
+    if (net->head.options.dueling) n = add_dense(net, &net->head.value, out, n, max);
+    return n;
+}
+
 bool tsr_network_head_hidden(const tsr_network *net, tsr_tensor *rows)
 {
     const tsr_tensor *h = net->config.head == TSR_HEAD_SOFTMOE ? net->soft_moe_outputs.hidden

@@ -208,6 +208,48 @@ Test(checkpoint, a_soft_moe_run_round_trips, .init = make_tmpdir, .fini = remove
 
 /* ---- the documented layout ------------------------------------------------------ */
 
+/* Which linear layers would take the cached layout next (a version's second
+ * use) is part of the state: after a load it is as in the saved runner, so
+ * a resumed run runs the same oneDNN primitives. */
+static void expect_same_cache_state(tsr_network *a, tsr_network *b, const char *what)
+{
+    tsr_network_cache ca[64], cb[64];
+    int n = tsr_network_linear_caches(a, ca, 64);
+    cr_assert_eq(tsr_network_linear_caches(b, cb, 64), n);
+    cr_assert_gt(n, 0);
+    int used = 0;
+    for (int i = 0; i < n; i++) {
+        bool ua = tsr_weight_cache_version_used(ca[i].cache, ca[i].weight);
+        used += ua;
+        cr_expect_eq(tsr_weight_cache_version_used(cb[i].cache, cb[i].weight), ua,
+                     "%s: cache %d", what, i);
+    }
+    cr_expect_gt(used, 0, "%s: the saved runner had used some version twice", what);
+}
+
+Test(checkpoint, the_linear_layers_primitive_choice_survives_a_load, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    static const char *const presets[] = {"cartpole/dqn", "cartpole/rainbow", "breakout/dqn_top1moe"};
+    for (int k = 0; k < 3; k++) {
+        tsr_run_config cfg = short_config(presets[k], NO_EXTRA);
+        tsr_runner *a = new_runner(&cfg);
+        iterate(a);
+        char path[256];
+        snprintf(path, sizeof path, "%s/cache-%d.h5", tmpdir, k);
+        save(a, path, true);
+        tsr_runner *b = new_runner(&cfg);
+        tsr_error err;
+        cr_assert_eq(tsr_runner_load_checkpoint(b, path, NULL, &err), TSR_STATUS_OK, "%s",
+                     err.message);
+        tsr_agent *agent_a = tsr_runner_agent(a), *agent_b = tsr_runner_agent(b);
+        expect_same_cache_state(tsr_agent_online(agent_a), tsr_agent_online(agent_b), presets[k]);
+        expect_same_cache_state(tsr_agent_target(agent_a), tsr_agent_target(agent_b), presets[k]);
+        tsr_runner_free(a);
+        tsr_runner_free(b);
+    }
+}
+
 Test(checkpoint, items_are_at_the_paths_and_shapes_format_md_documents, .init = make_tmpdir,
      .fini = remove_tmpdir)
 {

@@ -136,6 +136,15 @@ typedef struct tsr_network {
     tsr_mlp_encoder mlp;            /* encoder = mlp: input is (1, 1, F) */
 } tsr_network;
 
+/* The weight caches whose history picks a primitive (tsr_linear: plain matmul
+ * on a version's first use, inner product from its second), with their
+ * weights, in a fixed order; returns how many (at most max). */
+typedef struct tsr_network_cache {
+    tsr_weight_cache *cache;
+    const tsr_tensor *weight;
+} tsr_network_cache;
+int tsr_network_linear_caches(tsr_network *net, tsr_network_cache *out, int max);
+
 /* The head's hidden units on the last forward as (samples, units) rows, for
  * dormant-neuron statistics: an MoE head's expert hidden activations, all
  * experts and slots pooled (Dopamine's labs/moes statistic; H units), else

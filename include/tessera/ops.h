@@ -44,6 +44,11 @@ typedef struct tsr_weight_cache {
 } tsr_weight_cache;
 
 void tsr_weight_cache_fini(tsr_weight_cache *cache);
+/* Whether `w`'s current version was used through `cache` before (so its next
+ * use takes the cached layout), and setting that: what a checkpoint keeps, so
+ * that a resumed run picks the same primitive as the uninterrupted one. */
+bool tsr_weight_cache_version_used(const tsr_weight_cache *cache, const tsr_tensor *w);
+void tsr_weight_cache_mark_version_used(tsr_weight_cache *cache, const tsr_tensor *w);
 
 /* ---- convolution and pooling ------------------------------------------ */
 

@@ -225,6 +225,18 @@ void tsr_weight_cache_fini(tsr_weight_cache *cache)
     memset(cache, 0, sizeof *cache);
 }
 
+bool tsr_weight_cache_version_used(const tsr_weight_cache *cache, const tsr_tensor *w)
+{
+    return tsr_weight_cache_is_current(cache, w) ||
+           (cache->seen_source == w->data && cache->seen_version == w->version);
+}
+
+void tsr_weight_cache_mark_version_used(tsr_weight_cache *cache, const tsr_tensor *w)
+{
+    cache->seen_source = w->data;
+    cache->seen_version = w->version;
+}
+
 bool tsr_weight_cache_is_current(const tsr_weight_cache *cache, const tsr_tensor *w)
 {
     return cache && cache->data && cache->source == w->data && cache->version == w->version;
