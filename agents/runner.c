@@ -64,7 +64,17 @@ tsr_status tsr_runner_new(tsr_runner **out, const tsr_run_config *cfg, bool trai
     tsr_env_options options;
     tsr_status st = tsr_run_config_env(cfg, &game, &options, err);
     if (st != TSR_STATUS_OK) return st;
+    /* Exactly run.threads in every team: with OMP_DYNAMIC the runtime may
+     * shrink teams by the load, and OMP_THREAD_LIMIT may cap them; either
+     * would change how work and sums are split, so the run would no longer
+     * be reproducible from its seed and thread count. */
+    omp_set_dynamic(0);
     omp_set_num_threads((int)cfg->run.threads);
+    if (cfg->run.threads > omp_get_thread_limit())
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "run.threads = %lld, but OMP_THREAD_LIMIT allows at most %d: a run "
+                             "must have the threads its config says",
+                             (long long)cfg->run.threads, omp_get_thread_limit());
     if (cfg->run.flush_denormals) tsr_flush_denormals();
     tsr_runner *r = tsr_calloc(1, sizeof *r);
     r->cfg = *cfg;

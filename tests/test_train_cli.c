@@ -147,6 +147,13 @@ Test(train_cli, help_and_option_errors_are_consistent_across_commands, .init = m
     cr_expect(strstr(err, "tessera keys agent lists"), "%s", err);
     free(out);
     free(err);
+    /* A run gets exactly run.threads threads, or refuses to start. */
+    snprintf(args, sizeof args, "OMP_THREAD_LIMIT=1 %s train - --threads 2 --run-dir %s/limited",
+             TSR_TESSERA_EXE, tmpdir);
+    cr_expect_eq(tsr_test_run(tmpdir, args, &out, &err), 1);
+    cr_expect(strstr(err, "OMP_THREAD_LIMIT allows at most 1"), "%s", err);
+    free(out);
+    free(err);
     cr_expect_eq(tessera("--version", &out, &err), 0);
     cr_expect(strstr(out, "tessera ") && strstr(out, "oneDNN"), "%s", out);
     free(out);
