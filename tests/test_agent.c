@@ -429,13 +429,21 @@ typedef struct run_result {
     size_t numel;
 } run_result;
 
+/* CartPole: 3 iterations of 700 steps; MinAtar Breakout: 3 of 100, with
+ * the pruning schedule (for dqn_gmp95) inside the run. */
 static run_result run_cartpole(const char *seed, const char *preset)
 {
-    tsr_run_config cfg = load(preset, OVERRIDES(seed, "run.threads=2", "run.iterations=3",
-                                                "run.training_steps=700",
-                                                "run.evaluation_episodes=2",
-                                                "agent.min_replay_history=200",
-                                                "agent.epsilon_decay_period=500"));
+    tsr_run_config cfg =
+        strstr(preset, "/cartpole/")
+            ? load(preset, OVERRIDES(seed, "run.threads=2", "run.iterations=3",
+                                     "run.training_steps=700", "run.evaluation_episodes=2",
+                                     "agent.min_replay_history=200",
+                                     "agent.epsilon_decay_period=500"))
+            : load(preset, OVERRIDES(seed, "run.threads=2", "run.iterations=3",
+                                     "run.training_steps=100", "run.evaluation_episodes=1",
+                                     "run.max_episode_steps=100", "agent.min_replay_history=100",
+                                     "pruning.step_units=updates", "pruning.start_step=0",
+                                     "pruning.end_step=150", "pruning.update_freq=50"));
     tsr_runner *runner;
     tsr_error err;
     cr_assert_eq(tsr_runner_new(&runner, &cfg, true, &err), TSR_STATUS_OK, "%s", err.message);
@@ -482,6 +490,15 @@ Test(agent, the_same_seed_and_thread_count_give_bit_identical_runs)
 {
     expect_deterministic(TSR_CONFIGS_DIR "/cartpole/dqn.ini");
     expect_deterministic(TSR_CONFIGS_DIR "/cartpole/rainbow.ini");
+}
+
+/* The MinAtar network kinds at 2 threads: the conv encoder, Soft MoE's
+ * batched products and softmaxes, Top-1 routing, pruning masks. */
+Test(agent, minatar_presets_are_bit_identical_at_2_threads, .timeout = 240)
+{
+    expect_deterministic(TSR_CONFIGS_DIR "/breakout/dqn_softmoe.ini");
+    expect_deterministic(TSR_CONFIGS_DIR "/breakout/dqn_top1moe.ini");
+    expect_deterministic(TSR_CONFIGS_DIR "/breakout/dqn_gmp95.ini");
 }
 
 Test(agent, refuses_an_encoder_that_does_not_fit_the_observations)
