@@ -605,7 +605,9 @@ int tsr_cmd_train(int argc, char **argv)
         tsr_runner_free(runner);
         return 1;
     }
-    if (resumed && !upgrade_metrics_header(csv_path, &err)) {
+    /* Only a run that will write rows needs today's header: a finished one
+     * is left as it is. */
+    if (resumed && done < cfg.run.iterations && !upgrade_metrics_header(csv_path, &err)) {
         fprintf(stderr, "tessera train: %s\n", err.message);
         tsr_runner_free(runner);
         return 1;
