@@ -479,7 +479,8 @@ static void checkpoint_cache_state(tsr_network *net, tsr_ckpt *c, const char *pa
     uint8_t used[MAX_CACHES] = {0};
     bool writing = tsr_ckpt_writing(c);
     if (writing)
-        for (int i = 0; i < n; i++) used[i] = tsr_weight_cache_version_used(caches[i].cache, caches[i].weight);
+        for (int i = 0; i < n; i++)
+            used[i] = tsr_weight_cache_version_used(caches[i].cache, caches[i].weight);
     else if (!tsr_ckpt_has(c, path))
         return;
     tsr_ckpt_array(c, path, TSR_CKPT_U8, 1, TSR_SHAPE(n), used, 0);

@@ -235,7 +235,8 @@ static int add_cache(tsr_network_cache *out, int n, int max, tsr_weight_cache *c
 static int add_dense(tsr_network *net, tsr_head_dense *d, tsr_network_cache *out, int n, int max)
 {
     tsr_params *p = &net->params;
-    if (!d->noisy) return add_cache(out, n, max, &d->linear.cache, tsr_params_tensor(p, d->linear.weight));
+    if (!d->noisy)
+        return add_cache(out, n, max, &d->linear.cache, tsr_params_tensor(p, d->linear.weight));
     tsr_noisy_linear *l = &d->noisy_linear;
     n = add_cache(out, n, max, &l->cache_mu, tsr_params_tensor(p, l->weight_mu));
     return add_cache(out, n, max, &l->cache_sigma, tsr_params_tensor(p, l->weight_sigma));
