@@ -29,13 +29,14 @@
  * 2·P nodes for P = the power of two ≥ capacity, each inner node recomputed as
  * the sum of its two children so totals never drift) holds one priority per
  * slot, 0 for a slot whose transition is not valid. Uniform replay puts 1 on
- * every valid transition. A batch of B is stratified, as Dopamine's TF
- * prioritized buffer samples (sum_tree.stratified_sample): the total mass is
- * cut into B equal segments and sample i draws u ~ U[i·total/B, (i+1)·total/B)
- * and walks the tree to the leaf holding u. Each transition keeps its
- * probability p_i / total per row; what differs from independent draws
- * (Dopamine JAX's samplers, and its uniform buffers) is only the spread
- * within a batch: rows come from different parts of the buffer.
+ * every valid transition. A batch of B is stratified, as Dopamine's
+ * out-of-graph prioritized buffer samples (sum_tree.stratified_sample): the
+ * total mass is cut into B equal segments and sample i draws
+ * u ~ U[i·total/B, (i+1)·total/B) and walks the tree to the leaf holding u.
+ * Each transition keeps its probability p_i / total per row; what differs
+ * from independent draws (Dopamine's newer JAX samplers, its uniform
+ * buffers) is only the spread within a batch: rows come from different
+ * parts of the buffer.
  *
  * PRIORITIES (prioritized only; components.md §1.8). A new transition enters at
  * the largest priority ever set, which starts at 1.0. An update sets
