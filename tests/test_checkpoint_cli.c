@@ -411,7 +411,7 @@ Test(checkpoint_cli, train_refuses_a_directory_that_holds_checkpoints, .init = m
     fputs("junk!", f);
     fclose(f);
     cr_expect_eq(train_short(dir, 1, &out, &err), 1, "%s", out);
-    cr_expect(strstr(err, "already holds checkpoints") && strstr(err, "--resume"), "%s", err);
+    cr_expect(strstr(err, "already holds checkpoint files") && strstr(err, "--resume"), "%s", err);
     free(out);
     free(err);
     snprintf(path, sizeof path, "%s/config.ini", dir);

@@ -2,6 +2,7 @@
 #include "cli/cli_util.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,14 @@ bool tsr_cli_parse_int(const char *text, long long min, long long max, long long
     errno = 0;
     long long v = strtoll(text, &end, 10);
     if (errno || end == text || *end || v < min || v > max) return false;
+    *out = v;
+    return true;
+}
+
+bool tsr_cli_parse_count(const char *text, int64_t *out)
+{
+    long long v;
+    if (!tsr_cli_parse_int(text, 1, LLONG_MAX, &v)) return false;
     *out = v;
     return true;
 }

@@ -4,14 +4,17 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "tessera/run_config.h"
 
 /* True for "-h" and "--help": every subcommand then prints its usage on
  * stdout and exits 0 (on a usage error: stderr, exit 2). */
 bool tsr_cli_is_help(const char *arg);
-/* An option's integer value: all of `text` in [min, max]. */
+/* An option's integer value: all of `text`, decimal, in [min, max]. */
 bool tsr_cli_parse_int(const char *text, long long min, long long max, long long *out);
+/* A count: an integer >= 1. */
+bool tsr_cli_parse_count(const char *text, int64_t *out);
 /* mkdir -p: creates `path` and its missing parents; false (errno set) on failure. */
 bool tsr_cli_make_dirs(const char *path);
 /* "1h02m", "3m05s", "42s", or "?" for a negative or non-finite duration. */

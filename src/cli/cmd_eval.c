@@ -27,16 +27,6 @@ static int usage(FILE *out)
     return out == stdout ? 0 : 2;
 }
 
-static bool parse_count(const char *text, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (errno || end == text || *end || v < 1) return false;
-    *out = v;
-    return true;
-}
-
 int tsr_cmd_eval(int argc, char **argv)
 {
     if (argc >= 2 && tsr_cli_is_help(argv[1])) return usage(stdout);
@@ -50,7 +40,7 @@ int tsr_cmd_eval(int argc, char **argv)
     for (int i = 2; i < argc; i++) {
         bool has_value = i + 1 < argc;
         if (!strcmp(argv[i], "--episodes") && has_value) {
-            if (!parse_count(argv[++i], &episodes)) {
+            if (!tsr_cli_parse_count(argv[++i], &episodes)) {
                 fprintf(stderr, "tessera eval: --episodes '%s' is not a positive integer\n", argv[i]);
                 free(overrides);
                 return 2;

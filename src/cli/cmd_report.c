@@ -986,16 +986,6 @@ static tsr_status plot_scaling(const report *rep, const char *dir, const char *b
 
 /* ---- the command ----------------------------------------------------------- */
 
-static bool parse_count_option(const char *text, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (errno || end == text || *end || v < 1) return false;
-    *out = v;
-    return true;
-}
-
 static int fail(const tsr_error *err)
 {
     fprintf(stderr, "tessera report: %s\n", err->message);
@@ -1032,7 +1022,7 @@ int tsr_cmd_report(int argc, char **argv)
             /* Fewer resamples than 100 give percentile intervals from a
              * handful of points (one gives an interval that may not even
              * hold the point estimate). */
-            if (!parse_count_option(argv[++i], target) || *target < 100) {
+            if (!tsr_cli_parse_count(argv[++i], target) || *target < 100) {
                 fprintf(stderr, "tessera report: %s '%s' is not an integer >= 100\n", a, argv[i]);
                 tsr_free(dirs);
                 return 2;

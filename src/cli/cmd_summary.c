@@ -22,16 +22,6 @@ static int usage(FILE *out)
     return out == stdout ? 0 : 2;
 }
 
-static bool parse_count(const char *text, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (end == text || *end || errno || v < 1) return false;
-    *out = v;
-    return true;
-}
-
 int tsr_cmd_summary(int argc, char **argv)
 {
     if (argc >= 2 && tsr_cli_is_help(argv[1])) return usage(stdout);
@@ -58,7 +48,7 @@ int tsr_cmd_summary(int argc, char **argv)
         } else if ((!strcmp(argv[i], "--actions") || !strcmp(argv[i], "--atoms") ||
                     !strcmp(argv[i], "--batch")) && has_value) {
             int64_t *target = argv[i][2] == 'a' ? (argv[i][3] == 'c' ? &actions : &atoms) : &batch;
-            if (!parse_count(argv[i + 1], target)) {
+            if (!tsr_cli_parse_count(argv[i + 1], target)) {
                 fprintf(stderr, "tessera summary: %s '%s' is not a positive integer\n", argv[i],
                         argv[i + 1]);
                 free(overrides);

@@ -153,9 +153,8 @@ int tsr_cmd_sweep(int argc, char **argv)
         if (!strcmp(argv[i], "--out") && has_value) {
             opt.out_dir = argv[++i];
         } else if (!strcmp(argv[i], "--jobs") && has_value) {
-            char *end;
-            long long v = strtoll(argv[++i], &end, 10);
-            if (*end || end == argv[i] || v < 1 || v > 4096) {
+            long long v;
+            if (!tsr_cli_parse_int(argv[++i], 1, 4096, &v)) {
                 fprintf(stderr, "tessera sweep: --jobs '%s' is not an integer in [1, 4096]\n",
                         argv[i]);
                 return 2;

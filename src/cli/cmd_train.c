@@ -2,7 +2,6 @@
  * iterations, with a live progress line, per-iteration metrics and HDF5
  * checkpoints in a run directory; `tessera train --resume RUN_DIR` continues
  * a run from its newest complete checkpoint. */
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -496,22 +495,13 @@ static int prepare(train_args *a, const tsr_run_schema *schema, tsr_run_config *
     /* Checkpoints without metrics (files put there by hand, or a run whose
      * metrics were removed) belong to something else: a new run would mix
      * its checkpoints with them. */
-    snprintf(path, sizeof path, "%s/checkpoints", run_dir);
-    DIR *d = opendir(path);
-    if (d) {
-        bool holds = false;
-        for (struct dirent *e; !holds && (e = readdir(d));) {
-            long long it;
-            int consumed = 0; /* ckpt-N.h5 exactly: not a .tmp left by a cut save */
-            holds = sscanf(e->d_name, "ckpt-%lld.h5%n", &it, &consumed) == 1 &&
-                    e->d_name[consumed] == '\0';
-        }
-        closedir(d);
-        if (holds) {
-            fprintf(stderr, "tessera train: %s already holds checkpoints; resume that run with "
-                            "--resume %s, or choose another --run-dir\n", path, run_dir);
-            return 1;
-        }
+    int64_t newest;
+    tsr_status found = tsr_checkpoint_find_latest(run_dir, path, sizeof path, &newest, NULL, &err);
+    if (found != TSR_STATUS_IO) { /* IO: no checkpoint file (a cut save's .tmp does not count) */
+        fprintf(stderr, "tessera train: %s/checkpoints already holds checkpoint files; resume that "
+                        "run with --resume %s, or choose another --run-dir\n", run_dir, run_dir);
+        if (found != TSR_STATUS_OK) fprintf(stderr, "  (%s)\n", err.message);
+        return 1;
     }
     /* The agent first: a config that builds no agent (an encoder that does
      * not fit the observations) leaves no run directory behind. */
