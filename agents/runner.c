@@ -214,6 +214,7 @@ bool tsr_runner_run_iteration(tsr_runner *r, tsr_iteration_metrics *m, tsr_error
     m->episodes = r->total_episodes;
     m->iteration_episodes = episodes;
     m->train_return = episodes ? return_sum / (double)episodes : NAN;
+    m->recent_return = recent_return(r);
     m->loss = stats.updates ? stats.loss_sum / (double)stats.updates : NAN;
     m->mean_q = stats.updates ? stats.q_sum / (double)stats.updates : NAN;
     m->steps_per_second = train_seconds > 0 ? (double)steps / train_seconds : NAN;
@@ -351,7 +352,8 @@ static void json_number(FILE *out, const char *key, double v, bool last)
 void tsr_metrics_write_csv_header(FILE *out)
 {
     fputs("iteration,agent_steps,gradient_updates,episodes,train_return,loss,mean_q,sparsity,"
-          "dormant_fraction,steps_per_second,eval_return,seconds,head_dormant_fraction\n",
+          "dormant_fraction,steps_per_second,eval_return,seconds,head_dormant_fraction,"
+          "recent_return\n",
           out);
 }
 
@@ -369,7 +371,8 @@ void tsr_metrics_write_csv_row(FILE *out, const tsr_iteration_metrics *m)
     csv_number(out, m->seconds, false);
     /* Columns added later go last: a run resumed from an older tessera's
      * files keeps the columns it had where they were. */
-    csv_number(out, m->head_dormant_fraction, true);
+    csv_number(out, m->head_dormant_fraction, false);
+    csv_number(out, m->recent_return, true);
 }
 
 void tsr_metrics_write_json(FILE *out, const tsr_iteration_metrics *m)
@@ -386,5 +389,6 @@ void tsr_metrics_write_json(FILE *out, const tsr_iteration_metrics *m)
     json_number(out, "steps_per_second", m->steps_per_second, false);
     json_number(out, "eval_return", m->eval_return, false);
     json_number(out, "seconds", m->seconds, false);
-    json_number(out, "head_dormant_fraction", m->head_dormant_fraction, true);
+    json_number(out, "head_dormant_fraction", m->head_dormant_fraction, false);
+    json_number(out, "recent_return", m->recent_return, true);
 }

@@ -369,6 +369,62 @@ Test(agent, evaluates_networks_that_draw_noise_in_every_pass)
     }
 }
 
+/* recent_return is the mean of the last 100 training episodes, across
+ * iterations: CartPole pays 1 a step, so each episode's return is its length,
+ * which a progress callback at every step recovers from the episode count. */
+typedef struct episode_log {
+    double returns[400];
+    int count;
+    int64_t start; /* first step of the episode being played */
+} episode_log;
+
+static bool log_episodes(void *user, const tsr_progress *p)
+{
+    episode_log *log = user;
+    if (p->episodes > log->count) {
+        cr_assert_eq(p->episodes, log->count + 1);
+        log->returns[log->count++] = (double)(p->total_steps - log->start);
+        log->start = p->total_steps;
+    }
+    return true;
+}
+
+Test(agent, recent_return_is_the_mean_of_the_last_100_episodes)
+{
+    tsr_run_config cfg = load(TSR_CONFIGS_DIR "/cartpole/dqn.ini",
+                              OVERRIDES("run.iterations=3", "run.training_steps=1500",
+                                        "run.evaluation_episodes=0",
+                                        "agent.min_replay_history=100000"));
+    tsr_runner *runner;
+    tsr_error err;
+    cr_assert_eq(tsr_runner_new(&runner, &cfg, true, &err), TSR_STATUS_OK, "%s", err.message);
+    episode_log log = {.start = 1};
+    tsr_runner_set_progress(runner, log_episodes, &log, 1);
+    for (int it = 0; it < 3; it++) {
+        tsr_iteration_metrics m;
+        int first = log.count;
+        cr_assert(tsr_runner_run_iteration(runner, &m, &err));
+        /* The iteration's last episode ended on its last step. */
+        cr_assert_lt(log.count, 400);
+        log.returns[log.count++] = (double)(m.agent_steps + 1 - log.start);
+        log.start = m.agent_steps + 1;
+        cr_assert_eq(m.episodes, log.count);
+        double sum = 0.0;
+        for (int i = first; i < log.count; i++) sum += log.returns[i];
+        cr_expect(fabs(m.train_return - sum / (log.count - first)) < 1e-9,
+                  "the episode lengths are the returns: %g vs %g", m.train_return,
+                  sum / (log.count - first));
+        int n = log.count < 100 ? log.count : 100;
+        sum = 0.0;
+        for (int i = log.count - n; i < log.count; i++) sum += log.returns[i];
+        cr_expect(fabs(m.recent_return - sum / n) < 1e-9, "iteration %d: recent_return %g, the "
+                  "last %d episodes' mean %g", it + 1, m.recent_return, n, sum / n);
+        if (it == 0) cr_expect_lt(log.count, 100, "the first iteration has under 100 episodes");
+    }
+    cr_expect_gt(log.count, 150, "the window slides: %d episodes", log.count);
+    tsr_runner_free(runner);
+}
+
 /* The Top-k head's importance loss joins the TD loss: with it the router
  * trains differently; with weight 0 (the default) the run is unchanged. */
 static tsr_agent *topk_agent_after_updates(const char *weight)

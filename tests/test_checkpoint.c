@@ -122,7 +122,8 @@ static bool same_metrics(const tsr_iteration_metrics *a, const tsr_iteration_met
 #define SAME(f) (a->f == b->f || (isnan((double)a->f) && isnan((double)b->f)))
     return SAME(iteration) && SAME(agent_steps) && SAME(gradient_updates) && SAME(episodes) &&
            SAME(iteration_episodes) && SAME(train_return) && SAME(loss) && SAME(mean_q) &&
-           SAME(sparsity) && SAME(dormant_fraction) && SAME(eval_return);
+           SAME(sparsity) && SAME(dormant_fraction) && SAME(head_dormant_fraction) &&
+           SAME(eval_return) && SAME(recent_return);
 #undef SAME
 }
 

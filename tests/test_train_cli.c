@@ -223,7 +223,7 @@ Test(train_cli, a_run_writes_its_config_metrics_and_checkpoints_and_evaluates,
     cr_assert_not_null(csv);
     static const char header[] = "iteration,agent_steps,gradient_updates,episodes,train_return,"
                                  "loss,mean_q,sparsity,dormant_fraction,steps_per_second,"
-                                 "eval_return,seconds,head_dormant_fraction\n";
+                                 "eval_return,seconds,head_dormant_fraction,recent_return\n";
     cr_expect(!strncmp(csv, header, sizeof header - 1), "%s", csv);
     int lines = 0;
     for (const char *c = csv; *c; c++) lines += *c == '\n';

@@ -165,6 +165,9 @@ typedef struct tsr_iteration_metrics {
     int64_t episodes;           /* training episodes so far */
     int64_t iteration_episodes; /* training episodes finished in this iteration */
     double train_return;        /* mean return of this iteration's episodes (NAN if none) */
+    double recent_return;       /* mean return of the last 100 training episodes finished so far,
+                                 * whatever their iteration (fewer at the start; NAN if none):
+                                 * the MinAtar paper's learning-curve statistic */
     double loss;                /* mean batch loss of this iteration's updates (NAN if none) */
     double mean_q;              /* mean Q(s, a) on those batches (NAN if none) */
     double sparsity;            /* share of zero parameters */
