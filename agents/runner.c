@@ -31,6 +31,7 @@ struct tsr_runner {
     tsr_progress_fn progress;
     void *progress_user;
     int64_t progress_every;
+    const volatile sig_atomic_t *stop_flag;
     bool stop;
 };
 
@@ -118,6 +119,18 @@ void tsr_runner_set_progress(tsr_runner *r, tsr_progress_fn fn, void *user, int6
     r->progress_every = every;
 }
 
+void tsr_runner_set_stop_flag(tsr_runner *r, const volatile sig_atomic_t *flag)
+{
+    r->stop_flag = flag;
+}
+
+/* Whether the run is to stop (after the current episode). */
+static bool stopping(tsr_runner *r)
+{
+    if (r->stop_flag && *r->stop_flag) r->stop = true;
+    return r->stop;
+}
+
 tsr_agent *tsr_runner_agent(tsr_runner *r) { return r->agent; }
 const tsr_env_spec *tsr_runner_env_spec(const tsr_runner *r) { return &r->spec; }
 
@@ -177,14 +190,15 @@ double tsr_runner_evaluate(tsr_runner *r, int64_t episodes, double *returns)
 {
     tsr_agent_set_eval_mode(r->agent, true);
     double sum = 0.0;
-    for (int64_t i = 0; i < episodes; i++) {
+    int64_t done = 0;
+    for (; done < episodes && !stopping(r); done++) {
         int64_t steps = 0;
         double ret = run_episode(r, &r->eval_env, false, &steps, 0);
-        if (returns) returns[i] = ret;
+        if (returns) returns[done] = ret;
         sum += ret;
     }
     if (r->training) tsr_agent_set_eval_mode(r->agent, false);
-    return episodes > 0 ? sum / (double)episodes : NAN;
+    return done > 0 ? sum / (double)done : NAN;
 }
 
 bool tsr_runner_run_iteration(tsr_runner *r, tsr_iteration_metrics *m, tsr_error *err)
@@ -195,7 +209,7 @@ bool tsr_runner_run_iteration(tsr_runner *r, tsr_iteration_metrics *m, tsr_error
     int64_t phase_start = r->total_steps, steps = 0, episodes = 0;
     double return_sum = 0.0;
     tsr_agent_take_stats(r->agent);
-    while (steps < o->training_steps && !r->stop) {
+    while (steps < o->training_steps && !stopping(r)) {
         double ret = run_episode(r, &r->env, true, &steps, phase_start);
         return_sum += ret;
         episodes++;
@@ -227,6 +241,7 @@ bool tsr_runner_run_iteration(tsr_runner *r, tsr_iteration_metrics *m, tsr_error
     m->eval_return = o->evaluation_episodes > 0 && !r->stop
                          ? tsr_runner_evaluate(r, o->evaluation_episodes, NULL)
                          : NAN;
+    if (r->stop) m->eval_return = NAN; /* stopped during the evaluation: not a mean over all */
     m->seconds = seconds_now() - start;
     return !r->stop;
 }

@@ -227,6 +227,55 @@ Test(checkpoint_cli, ctrl_c_keeps_the_last_checkpoint_and_a_replayless_resume_wa
     free(text);
 }
 
+/* Ctrl-C in the evaluation phase (which the progress callback does not
+ * see) stops the run after the current evaluation episode, as in training:
+ * here ten million evaluation episodes would otherwise play on for minutes. */
+Test(checkpoint_cli, ctrl_c_during_the_evaluation_stops_the_run, .init = make_tmpdir,
+     .fini = remove_tmpdir, .timeout = 240)
+{
+    char args[4096], dir[256], log[256];
+    snprintf(dir, sizeof dir, "%s/run", tmpdir);
+    snprintf(log, sizeof log, "%s/run.log", tmpdir);
+    snprintf(args, sizeof args,
+             "train %s/cartpole/dqn.ini --run-dir %s --set run.iterations=1 "
+             "--set run.training_steps=200 --set run.log_every=64 "
+             "--set run.evaluation_episodes=10000000 --set agent.min_replay_history=1000",
+             TSR_CONFIGS_DIR, dir);
+    pid_t pid = start(args, log);
+    /* Step 128's progress line (64 set the rate's base): training ends soon after. */
+    wait_for_text(log, "steps 128/200", pid);
+    sleep_ms(500);
+    kill(pid, SIGINT);
+    int status = 0;
+    bool ended = false;
+    for (int i = 0; i < 3000 && !ended; i++) {
+        ended = waitpid(pid, &status, WNOHANG) == pid;
+        if (!ended) sleep_ms(10);
+    }
+    if (!ended) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    cr_assert(ended, "the run went on evaluating 30 s after Ctrl-C");
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 130, "Ctrl-C exits with 130");
+    char *text = slurp(log);
+    long long steps = 0;
+    const char *line = strstr(text, "iteration 1/1: steps ");
+    cr_assert_not_null(line, "%s", text);
+    cr_assert_eq(sscanf(line, "iteration 1/1: steps %lld", &steps), 1);
+    cr_expect_geq(steps, 200, "the training phase had ended: %s", line);
+    cr_expect(strstr(line, "eval return -") && strstr(line, "(interrupted)"), "%s", text);
+    free(text);
+    char path[512];
+    snprintf(path, sizeof path, "%s/checkpoints/ckpt-000001.h5", dir);
+    cr_expect_neq(access(path, F_OK), 0, "the interrupted iteration is not checkpointed");
+    snprintf(path, sizeof path, "%s/metrics.csv", dir);
+    char *csv = slurp(path);
+    cr_assert_not_null(csv);
+    cr_expect_eq(count_lines(csv), 1, "only the header: %s", csv);
+    free(csv);
+}
+
 /* A short CartPole run into `dir`: `iterations` of 300 agent steps, one
  * evaluation episode. Returns tessera's exit code, with its output. */
 static int train_short(const char *dir, int iterations, char **out, char **err)

@@ -51,6 +51,7 @@
 #ifndef TESSERA_AGENT_H
 #define TESSERA_AGENT_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -202,12 +203,20 @@ tsr_status tsr_runner_new(tsr_runner **out, const tsr_run_config *cfg, bool trai
                           tsr_error *err);
 void tsr_runner_free(tsr_runner *runner);
 void tsr_runner_set_progress(tsr_runner *runner, tsr_progress_fn fn, void *user, int64_t every);
+/* A flag (say, set by a SIGINT handler) that stops the iteration once it is
+ * nonzero: read after every training episode and before every evaluation
+ * episode of tsr_runner_run_iteration, whose evaluation phase the progress
+ * callback does not see. NULL: none. */
+void tsr_runner_set_stop_flag(tsr_runner *runner, const volatile sig_atomic_t *flag);
 /* One iteration: a training phase of at least run.training_steps agent steps
  * (whole episodes), then run.evaluation_episodes evaluation episodes. Returns
- * false when the progress callback asked to stop. */
+ * false when the progress callback or the stop flag asked to stop (after the
+ * current episode, training or evaluation). */
 bool tsr_runner_run_iteration(tsr_runner *runner, tsr_iteration_metrics *metrics, tsr_error *err);
 /* `episodes` evaluation episodes with epsilon_eval on the evaluation env;
- * returns their mean return, and optionally each return (episodes entries). */
+ * returns their mean return, and optionally each return (episodes entries).
+ * A run asked to stop (stop flag, or a stopped iteration) plays fewer: the
+ * mean is then over those played, and `returns` is filled that far. */
 double tsr_runner_evaluate(tsr_runner *runner, int64_t episodes, double *returns);
 tsr_agent *tsr_runner_agent(tsr_runner *runner);
 const tsr_env_spec *tsr_runner_env_spec(const tsr_runner *runner);

@@ -622,6 +622,7 @@ int tsr_cmd_train(int argc, char **argv)
         .total = cfg.run.iterations * cfg.run.training_steps,
     };
     tsr_runner_set_progress(runner, on_progress, &progress, 64);
+    tsr_runner_set_stop_flag(runner, &interrupted); /* the evaluation phase has no callback */
     struct sigaction action, previous;
     memset(&action, 0, sizeof action);
     action.sa_handler = on_interrupt;
