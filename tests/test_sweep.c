@@ -663,6 +663,45 @@ Test(sweep, runs_stop_when_the_sweep_process_is_killed, .init = make_tmpdir,
     free(log);
 }
 
+/* A Ctrl-C that reaches a run before it has set its SIGINT handler (its
+ * first tenth of a second: loading libraries, the config, the agent) kills
+ * it: the run stopped as asked, like one that exits 130, and did not fail.
+ * The sweep is interrupted as soon as the run's log exists, which is just
+ * before the run is spawned. */
+Test(sweep, a_run_killed_by_the_forwarded_ctrl_c_has_stopped_not_failed, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    const char *sweep = write_file("early.ini", "[sweep]\n"
+                                                "base = " CARTPOLE "\n"
+                                                "[set]\n"
+                                                "run.iterations = 1000\n"
+                                                "run.training_steps = 400\n");
+    char dir[256], log_path[512], out_path[300];
+    snprintf(dir, sizeof dir, "%s/out", tmpdir);
+    snprintf(log_path, sizeof log_path, "%s/cartpole/seed=0/train.log", dir);
+    snprintf(out_path, sizeof out_path, "%s/early.txt", tmpdir);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        FILE *f = freopen(out_path, "w", stdout);
+        if (!f || !freopen("/dev/null", "w", stderr)) _exit(99);
+        execl(TSR_TESSERA_EXE, TSR_TESSERA_EXE, "sweep", sweep, "--out", dir, (char *)NULL);
+        _exit(98);
+    }
+    for (int waited = 0; access(log_path, F_OK) != 0 && waited < 120000; waited++) usleep(1000);
+    cr_assert_eq(access(log_path, F_OK), 0, "no train.log after 2 minutes");
+    kill(pid, SIGINT);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    char *out = slurp(out_path), *log = slurp(log_path);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 130, "status %d: %s", status, out);
+    cr_expect(strstr(out, "stopped  cartpole/seed=0") && !strstr(out, "FAILED"),
+              "%s\ntrain.log:\n%s", out, log ? log : "(none)");
+    cr_expect(strstr(out, "0 failed, 1 stopped"), "%s", out);
+    free(out);
+    free(log);
+}
+
 Test(sweep, an_interrupted_sweep_resumes_to_the_results_of_an_uninterrupted_one,
      .init = make_tmpdir, .fini = remove_tmpdir)
 {

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <sched.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -400,8 +401,13 @@ void sweep_progress_ended(sweep_progress *p, int64_t run, const sweep_outcome *o
     const bool was_running = p->started[run] > 0;
     if (was_running) p->running--;
     p->started[run] = 0;
-    const bool stopped_by_us = sweep_interrupts > 0 && o->kind == SWEEP_OUTCOME_EXIT &&
-                               o->code == 130;
+    /* After a Ctrl-C, a run that exits 130 stopped as asked; so did one the
+     * forwarded SIGINT (or a second Ctrl-C's SIGTERM) killed before it had
+     * set its handler, in its first tenth of a second: neither failed. */
+    const bool stopped_by_us =
+        sweep_interrupts > 0 &&
+        ((o->kind == SWEEP_OUTCOME_EXIT && o->code == 130) ||
+         (o->kind == SWEEP_OUTCOME_SIGNAL && (o->code == SIGINT || o->code == SIGTERM)));
     char what[160], line[256], took[32], cpu[32];
     describe(o, what, sizeof what);
     tsr_cli_format_duration(o->seconds, took, sizeof took);
