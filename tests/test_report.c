@@ -302,8 +302,9 @@ Test(report_cli, an_unknown_by_key_names_the_nearest_key, .init = make_tmpdir,
               "stderr: %s", err);
     free(out);
     free(err);
-    cr_expect_eq(tessera("report runs --by experts", &out, &err), 1);
-    cr_expect(strstr(err, "--by 'experts': expected section.key"), "stderr: %s", err);
+    cr_expect_eq(tessera("report runs --by experts", &out, &err), 2, "a malformed option");
+    cr_expect(strstr(err, "--by 'experts': expected section.key, e.g. network.num_experts "
+                          "(sections: env, network,"), "stderr: %s", err);
     free(out);
     free(err);
     cr_expect_eq(tessera("report runs --by net.num_experts", &out, &err), 1);

@@ -115,6 +115,30 @@ Test(train_cli, help_and_option_errors_are_consistent_across_commands, .init = m
     cr_expect(strstr(err, "--threads '0' is not an integer from 1 to 1024"), "%s", err);
     free(out);
     free(err);
+    /* An override not of the form section.key=value is a malformed command
+     * line (2); a well-formed one the config refuses is a config error (1). */
+    static const struct {
+        const char *args, *message;
+        int code;
+    } overrides[] = {
+        {"train - --set foo", "--set 'foo': expected section.key=value", 2},
+        {"train - --set run.iterations", "--set 'run.iterations': expected section.key=value", 2},
+        {"train - --set =run.x", "--set '=run.x': expected section.key=value", 2},
+        {"eval . --set .seed=1", "--set '.seed=1': expected section.key=value", 2},
+        {"summary - --set run.=1", "--set 'run.=1': expected section.key=value", 2},
+        {"report . --by bogus", "--by 'bogus': expected section.key", 2},
+        {"report . --scale net.", "--scale 'net.': expected section.key, e.g. network.num_experts, "
+                                  "or params", 2},
+        {"train - --set run.iterations=abc --quiet", "is not an integer", 1},
+        {"summary - --set network.num_expert=2", "did you mean network.num_experts", 1},
+    };
+    for (size_t i = 0; i < sizeof overrides / sizeof overrides[0]; i++) {
+        cr_expect_eq(tessera(overrides[i].args, &out, &err), overrides[i].code, "%s: %s",
+                     overrides[i].args, err);
+        cr_expect(strstr(err, overrides[i].message), "%s: %s", overrides[i].args, err);
+        free(out);
+        free(err);
+    }
     /* A config that builds no agent leaves no run directory behind. */
     char args[512];
     snprintf(args, sizeof args, "train %s/cartpole/dqn.ini --set network.encoder=nature --run-dir "

@@ -35,6 +35,13 @@ bool tsr_cli_parse_count(const char *text, int64_t *out)
     return true;
 }
 
+bool tsr_cli_config_key_form(const char *text, bool assignment)
+{
+    const char *dot = strchr(text, '.'), *eq = strchr(text, '=');
+    if (!dot || dot == text || (eq && eq < dot)) return false;
+    return assignment ? eq && eq > dot + 1 : !eq && dot[1] != '\0';
+}
+
 bool tsr_cli_make_dirs(const char *path)
 {
     char buf[4096];

@@ -15,6 +15,10 @@ bool tsr_cli_is_help(const char *arg);
 bool tsr_cli_parse_int(const char *text, long long min, long long max, long long *out);
 /* A count: an integer >= 1. */
 bool tsr_cli_parse_count(const char *text, int64_t *out);
+/* Whether `text` has the form section.key (or, with `assignment`,
+ * section.key=value): a nonempty section, a dot, a nonempty key. What the
+ * config then makes of the key and the value is its own check. */
+bool tsr_cli_config_key_form(const char *text, bool assignment);
 /* mkdir -p: creates `path` and its missing parents; false (errno set) on failure. */
 bool tsr_cli_make_dirs(const char *path);
 /* "1h02m", "3m05s", "42s", or "?" for a negative or non-finite duration. */

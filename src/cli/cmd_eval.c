@@ -56,7 +56,12 @@ int tsr_cmd_eval(int argc, char **argv)
             snprintf(seed_override, sizeof seed_override, "run.seed=%lld", v);
             overrides[num_overrides++] = seed_override;
         } else if (!strcmp(argv[i], "--set") && has_value) {
-            overrides[num_overrides++] = argv[++i];
+            if (!tsr_cli_config_key_form(argv[++i], true)) {
+                fprintf(stderr, "tessera eval: --set '%s': expected section.key=value\n", argv[i]);
+                free(overrides);
+                return 2;
+            }
+            overrides[num_overrides++] = argv[i];
         } else if (!strcmp(argv[i], "--checkpoint") && has_value) {
             checkpoint = argv[++i];
         } else {

@@ -1007,16 +1007,23 @@ int tsr_cmd_report(int argc, char **argv)
         if (tsr_cli_is_help(a)) {
             tsr_free(dirs);
             return usage(stdout);
-        } else if (!strcmp(a, "--by") && has_value) {
-            by_text = argv[++i];
+        } else if ((!strcmp(a, "--by") || !strcmp(a, "--scale")) && has_value) {
+            const bool scale = !strcmp(a, "--scale");
+            const char *key = argv[++i];
+            if (!tsr_cli_config_key_form(key, false) && !(scale && !strcmp(key, "params"))) {
+                fprintf(stderr, "tessera report: %s '%s': expected section.key, e.g. "
+                                "network.num_experts%s (sections: %s)\n",
+                        a, key, scale ? ", or params" : "", run_sections);
+                tsr_free(dirs);
+                return 2;
+            }
+            *(scale ? &scale_text : &by_text) = key;
         } else if (!strcmp(a, "--normalize") && has_value) {
             normalize = strcmp(argv[++i], "none") ? argv[i] : NULL;
         } else if (!strcmp(a, "--csv") && has_value) {
             csv_path = argv[++i];
         } else if (!strcmp(a, "--plots") && has_value) {
             plots = argv[++i];
-        } else if (!strcmp(a, "--scale") && has_value) {
-            scale_text = argv[++i];
         } else if ((!strcmp(a, "--reps") || !strcmp(a, "--curve-reps")) && has_value) {
             int64_t *target = a[2] == 'r' ? &options.reps : &curve_options.reps;
             /* Fewer resamples than 100 give percentile intervals from a

@@ -34,7 +34,13 @@ int tsr_cmd_summary(int argc, char **argv)
     for (int i = 2; i < argc; i++) {
         bool has_value = i + 1 < argc;
         if (!strcmp(argv[i], "--set") && has_value) {
-            overrides[num_overrides++] = argv[++i];
+            if (!tsr_cli_config_key_form(argv[++i], true)) {
+                fprintf(stderr, "tessera summary: --set '%s': expected section.key=value\n",
+                        argv[i]);
+                free(overrides);
+                return 2;
+            }
+            overrides[num_overrides++] = argv[i];
         } else if (!strcmp(argv[i], "--input") && has_value) {
             long long h, w, c;
             char tail;

@@ -313,7 +313,11 @@ static int parse_args(int argc, char **argv, train_args *a)
         bool has_value = i + 1 < argc;
         bool fresh = !a->resume_dir;
         if (!strcmp(argv[i], "--set") && has_value && fresh) {
-            a->overrides[a->num_overrides++] = argv[++i];
+            if (!tsr_cli_config_key_form(argv[++i], true)) {
+                fprintf(stderr, "tessera train: --set '%s': expected section.key=value\n", argv[i]);
+                return 2;
+            }
+            a->overrides[a->num_overrides++] = argv[i];
         } else if (!strcmp(argv[i], "--run-dir") && has_value && fresh) {
             a->run_dir = argv[++i];
         } else if (!strcmp(argv[i], "--seed") && has_value && fresh) {
