@@ -32,7 +32,8 @@ void tsr_conv2d_layer_init(tsr_conv2d_layer *l, tsr_params *p, const char *name,
 void tsr_conv2d_layer_reset(tsr_conv2d_layer *l, tsr_params *p, tsr_rng *rng)
 {
     tsr_init_apply(tsr_params_tensor(p, l->weight), l->init, 0, 0, rng);
-    if (l->bias >= 0) tsr_init_zeros(tsr_params_tensor(p, l->bias));
+    if (l->bias >= 0)
+        tsr_init_bias(tsr_params_tensor(p, l->bias), l->init, tsr_params_tensor(p, l->weight), rng);
 }
 
 tsr_tensor *tsr_conv2d_layer_forward(tsr_conv2d_layer *l, tsr_ctx *ctx, tsr_params *p, tsr_tensor *x)

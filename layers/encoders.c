@@ -64,9 +64,12 @@ static tsr_status encoder_init_spec(tsr_error *err, const char *layer, const cha
     case TSR_ENCODER_INIT_RAINBOW:
         *spec = (tsr_init_spec){TSR_INIT_VARIANCE_SCALING_UNIFORM, 1.0 / sqrt(3.0)};
         return TSR_STATUS_OK;
+    case TSR_ENCODER_INIT_TORCH:
+        *spec = (tsr_init_spec){TSR_INIT_TORCH, 0.0};
+        return TSR_STATUS_OK;
     }
     return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
-                         "%s \"%s\": init %d is not allowed: use xavier_uniform or rainbow", layer,
+                         "%s \"%s\": init %d is not allowed: use xavier_uniform, rainbow or torch", layer,
                          name, (int)init);
 }
 

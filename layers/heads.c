@@ -101,10 +101,11 @@ tsr_status tsr_head_init(tsr_head *h, tsr_params *p, const char *name, int64_t i
                              "number >= 0",
                              name, o.noisy_sigma0);
     if (!o.noisy && o.init.kind != TSR_INIT_XAVIER_UNIFORM && o.init.kind != TSR_INIT_LECUN_NORMAL &&
-        o.init.kind != TSR_INIT_VARIANCE_SCALING_UNIFORM && o.init.kind != TSR_INIT_ZEROS)
+        o.init.kind != TSR_INIT_VARIANCE_SCALING_UNIFORM && o.init.kind != TSR_INIT_ZEROS &&
+        o.init.kind != TSR_INIT_TORCH)
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
                              "head \"%s\": init kind %d is not allowed: use xavier_uniform, "
-                             "lecun_normal, variance_scaling_uniform or zeros",
+                             "lecun_normal, variance_scaling_uniform, zeros or torch",
                              name, (int)o.init.kind);
     if (!o.distributional) o.num_atoms = 1;
     h->options = o;

@@ -6,11 +6,23 @@
 #include "tessera/network.h"
 #include "tessera/status.h"
 
+/* network.init's kernels (and, for torch, biases) of the dense layers. */
+static tsr_init_spec network_init_spec(int init)
+{
+    switch (init) {
+    case 1: return tsr_head_init_rainbow();
+    case 2: return (tsr_init_spec){TSR_INIT_TORCH, 0.0};
+    default: return (tsr_init_spec){TSR_INIT_XAVIER_UNIFORM, 0.0};
+    }
+}
+
 static tsr_status build_encoder(tsr_network *net, tsr_image_shape in, tsr_image_shape *out,
                                 tsr_error *err)
 {
     const tsr_network_config *c = &net->config;
-    tsr_encoder_init init = c->init ? TSR_ENCODER_INIT_RAINBOW : TSR_ENCODER_INIT_XAVIER_UNIFORM;
+    static const tsr_encoder_init encoder_inits[] = {
+        TSR_ENCODER_INIT_XAVIER_UNIFORM, TSR_ENCODER_INIT_RAINBOW, TSR_ENCODER_INIT_TORCH};
+    tsr_encoder_init init = encoder_inits[c->init];
     tsr_status s;
     switch ((tsr_encoder_kind)c->encoder) {
     case TSR_ENCODER_NATURE: {
@@ -42,8 +54,7 @@ static tsr_status build_encoder(tsr_network *net, tsr_image_shape in, tsr_image_
         int64_t widths[TSR_MLP_MAX_LAYERS];
         int count = 0;
         s = tsr_mlp_hidden_parse(c->mlp_hidden, widths, &count, err);
-        tsr_init_spec spec = c->init ? tsr_head_init_rainbow()
-                                     : (tsr_init_spec){TSR_INIT_XAVIER_UNIFORM, 0.0};
+        tsr_init_spec spec = network_init_spec(c->init);
         if (s == TSR_STATUS_OK)
             s = tsr_mlp_encoder_init(&net->mlp, &net->params, "encoder", in.h * in.w * in.c, widths,
                                      count, spec, err);
@@ -125,7 +136,7 @@ tsr_status tsr_network_init(tsr_network *net, const tsr_network_config *cfg, tsr
         h.num_atoms = num_atoms > 1 ? num_atoms : h.num_atoms;
         h.noisy = cfg->noisy;
         h.noisy_sigma0 = cfg->noisy_sigma0;
-        if (cfg->init) h.init = tsr_head_init_rainbow();
+        h.init = network_init_spec(cfg->init);
         s = tsr_head_init(&net->head, &net->params, "head", flat, &h, err);
     }
     if (s != TSR_STATUS_OK) {

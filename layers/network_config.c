@@ -11,7 +11,7 @@ const char *const tsr_token_names[] = {"per_conv", "per_feature_map", "per_sampl
                                        "avg_pool", NULL};
 const char *const tsr_mix_mode_names[] = {"full", "no_dispatch", "no_combine", "none", NULL};
 const char *const tsr_padding_names[] = {"same", "valid", NULL};
-const char *const tsr_network_init_names[] = {"dqn", "rainbow", NULL};
+const char *const tsr_network_init_names[] = {"dqn", "rainbow", "torch", NULL};
 
 #define KEY(name, type, min, max, choices, def, help)                                         \
     {"network", #name, type, offsetof(tsr_network_config, name), min, max, choices, def, help}
@@ -63,7 +63,9 @@ static const tsr_config_key network_keys[] = {
         "noisy: sigma initialised to sigma0 / sqrt(fan_in) (0.5: Fortunato et al.; 0.1: "
         "Dopamine's NoisyNetwork, set by the rainbow and der presets)"),
     KEY(init, TSR_CONFIG_ENUM, 0, 0, tsr_network_init_names, "dqn",
-        "kernel init: dqn = xavier-uniform; rainbow = variance_scaling(1/sqrt(3), fan_in)"),
+        "encoder and head init: dqn = xavier-uniform; rainbow = variance_scaling(1/sqrt(3), "
+        "fan_in); biases 0 with both; torch = PyTorch's default, weights and biases "
+        "U(+-1/sqrt(fan_in)) (the MinAtar paper's code)"),
     KEY(mlp_hidden, TSR_CONFIG_STRING, 0, 0, NULL, "64, 64",
         "encoder = mlp: widths of its dense + ReLU layers before the head (vector observations)"),
 };
@@ -121,6 +123,10 @@ tsr_status tsr_network_config_validate(const tsr_network_config *cfg, tsr_error 
     if (cfg->head == TSR_HEAD_DENSE && cfg->tokens != TSR_TOKENS_PER_CONV)
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
                              "network.tokens applies to the MoE heads; head = dense flattens");
+    if (cfg->init < 0 || cfg->init > 2)
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "network.init = %d is not one of 0 (dqn), 1 (rainbow), 2 (torch)",
+                             cfg->init);
     if (cfg->encoder == TSR_ENCODER_IMPALA && cfg->padding != TSR_PADDING_SAME)
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
                              "network.padding = valid is not available for encoder = impala "

@@ -46,6 +46,18 @@ void tsr_init_apply(tsr_tensor *w, tsr_init_spec spec, int64_t fan_in, int64_t f
     case TSR_INIT_VARIANCE_SCALING_UNIFORM:
         tsr_init_variance_scaling_uniform(w, spec.scale, fi, rng);
         break;
+    case TSR_INIT_TORCH: tsr_init_variance_scaling_uniform(w, 1.0 / 3.0, fi, rng); break;
     case TSR_INIT_ZEROS: break;
     }
+}
+
+void tsr_init_bias(tsr_tensor *b, tsr_init_spec spec, const tsr_tensor *w, tsr_rng *rng)
+{
+    if (spec.kind != TSR_INIT_TORCH) {
+        tsr_init_zeros(b);
+        return;
+    }
+    int64_t fan_in, fan_out;
+    tsr_init_fans(w, &fan_in, &fan_out);
+    tsr_init_variance_scaling_uniform(b, 1.0 / 3.0, fan_in, rng);
 }

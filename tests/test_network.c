@@ -108,6 +108,65 @@ Test(network, hidden_0_sends_the_features_straight_to_the_output)
     tsr_network_fini(&net);
 }
 
+/* network.init = torch is PyTorch's nn.Conv2d / nn.Linear default, as in the
+ * MinAtar paper's DQN: every weight and bias U(+-1/sqrt(fan_in)) of its layer;
+ * dqn (xavier) keeps the biases at 0. */
+Test(network, torch_init_draws_weights_and_biases_within_one_over_sqrt_fan_in)
+{
+    for (int torch = 0; torch < 2; torch++) {
+        tsr_network_config cfg = CONFIG("network.encoder=minatar", "network.padding=valid",
+                                        "network.hidden=128",
+                                        torch ? "network.init=torch" : "network.init=dqn");
+        tsr_network net;
+        tsr_error err;
+        cr_assert_eq(tsr_network_init(&net, &cfg, (tsr_image_shape){10, 10, 4}, 6, 1, 1.0f,
+                                      TSR_DTYPE_F32, &err), TSR_STATUS_OK, "%s", err.message);
+        tsr_rng rng;
+        tsr_rng_init(&rng, 3, TSR_RNG_STREAM_INIT);
+        tsr_network_reset(&net, &rng);
+        int weights = 0;
+        for (int i = 0; i < net.params.count; i++) {
+            const char *name = net.params.items[i].name;
+            const char *suffix = strrchr(name, '/');
+            if (!suffix || strcmp(suffix, "/weight")) continue;
+            weights++;
+            tsr_tensor *w = tsr_params_tensor(&net.params, i);
+            int64_t fan_in, fan_out;
+            tsr_init_fans(w, &fan_in, &fan_out);
+            double bound = 1.0 / sqrt((double)fan_in), max_w = 0, sum_sq = 0;
+            int64_t n = tsr_tensor_numel(w);
+            for (int64_t j = 0; j < n; j++) {
+                max_w = fmax(max_w, fabs(tsr_f32(w)[j]));
+                sum_sq += (double)tsr_f32(w)[j] * tsr_f32(w)[j];
+            }
+            char bias_name[TSR_PARAM_NAME_BYTES];
+            snprintf(bias_name, sizeof bias_name, "%.*s/bias", (int)(suffix - name), name);
+            int b = tsr_params_find(&net.params, bias_name);
+            cr_assert_geq(b, 0, "%s has no bias", name);
+            tsr_tensor *bias = tsr_params_tensor(&net.params, b);
+            double max_b = 0;
+            for (int64_t j = 0; j < tsr_tensor_numel(bias); j++)
+                max_b = fmax(max_b, fabs(tsr_f32(bias)[j]));
+            if (torch) {
+                cr_expect_leq(max_w, bound * (1 + 1e-6), "%s: |w| %g > 1/sqrt(%lld)", name, max_w,
+                              (long long)fan_in);
+                cr_expect_geq(max_w, 0.9 * bound, "%s spans the range: %g of %g", name, max_w,
+                              bound);
+                cr_expect_leq(fabs(sum_sq / (double)n / (bound * bound / 3) - 1), 0.1,
+                              "%s: variance %g, uniform's %g", name, sum_sq / (double)n,
+                              bound * bound / 3);
+                cr_expect(max_b > 0.3 * bound && max_b <= bound * (1 + 1e-6),
+                          "%s: biases up to %g, bound %g", bias_name, max_b, bound);
+            } else {
+                cr_expect_eq(max_b, 0.0, "%s: dqn init leaves the biases at 0", bias_name);
+                cr_expect_gt(max_w, 1.05 * bound, "%s: xavier, not 1/sqrt(fan_in)", name);
+            }
+        }
+        cr_expect_eq(weights, 3, "conv, hidden, output");
+        tsr_network_fini(&net);
+    }
+}
+
 /* The units head_dormant_fraction counts: the dense head's hidden layer, or
  * an MoE head's expert hidden activations pooled over experts and slots;
  * none without a hidden layer. Every value is after a ReLU. */

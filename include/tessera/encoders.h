@@ -48,13 +48,17 @@ typedef struct tsr_image_shape {
     int64_t h, w, c;
 } tsr_image_shape;
 
-/* Kernel initialisers of the Nature and MinAtar encoders (biases start at 0). */
+/* Kernel initialisers of the Nature and MinAtar encoders (biases start at 0,
+ * except with TSR_ENCODER_INIT_TORCH). */
 typedef enum tsr_encoder_init {
     /* xavier-uniform: Dopamine's DQN networks (NatureDQNNetwork, MinatarDQNNetwork). */
     TSR_ENCODER_INIT_XAVIER_UNIFORM = 0,
     /* variance_scaling(1/sqrt(3), fan_in, uniform): Dopamine's RainbowNetwork, C51,
      * QR-DQN and IQN, and MinatarQuantileNetwork. */
     TSR_ENCODER_INIT_RAINBOW,
+    /* PyTorch's default (TSR_INIT_TORCH), biases included: the MinAtar paper's
+     * examples/dqn.py. */
+    TSR_ENCODER_INIT_TORCH,
 } tsr_encoder_init;
 
 /* ==== Nature DQN CNN ==================================================== */

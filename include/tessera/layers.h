@@ -41,6 +41,10 @@ typedef enum tsr_init_kind {
     TSR_INIT_LECUN_NORMAL,             /* truncated normal, Flax's default kernel init */
     TSR_INIT_VARIANCE_SCALING_UNIFORM, /* U(-a, a), a = sqrt(3 scale / fan_in) */
     TSR_INIT_ZEROS,
+    /* PyTorch's nn.Linear and nn.Conv2d default, kaiming_uniform(a = sqrt(5)):
+     * U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the layer's bias drawn from the
+     * same range (tsr_init_bias) where the other kinds start it at 0. */
+    TSR_INIT_TORCH,
 } tsr_init_kind;
 
 typedef struct tsr_init_spec {
@@ -51,6 +55,9 @@ typedef struct tsr_init_spec {
 /* Initialises w by `spec` with its fans from tsr_init_fans (or, for other
  * shapes, the fans given: pass fan_in/fan_out > 0 to override). */
 void tsr_init_apply(tsr_tensor *w, tsr_init_spec spec, int64_t fan_in, int64_t fan_out, tsr_rng *rng);
+/* A layer's bias b, whose weight w was initialised by `spec`: U(+-1/sqrt(fan_in
+ * of w)) for TSR_INIT_TORCH (drawn after the weight, as PyTorch does), else 0. */
+void tsr_init_bias(tsr_tensor *b, tsr_init_spec spec, const tsr_tensor *w, tsr_rng *rng);
 
 /* ---- summaries ------------------------------------------------------------ */
 

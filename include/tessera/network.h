@@ -65,7 +65,8 @@ typedef struct tsr_network_config {
     bool dueling;
     bool noisy;           /* NoisyNet layers in the head and the experts' first layer */
     double noisy_sigma0;  /* NoisyNet sigma init: sigma0 / sqrt(fan_in) */
-    int init;             /* 0 "dqn": xavier-uniform; 1 "rainbow": variance scaling */
+    int init;             /* 0 "dqn": xavier-uniform; 1 "rainbow": variance scaling;
+                           * 2 "torch": PyTorch's default, biases included */
     /* encoder = mlp: the widths of its dense + ReLU layers, "64, 64" (comma- or
      * space-separated, 1 to TSR_MLP_MAX_LAYERS of them). */
     char mlp_hidden[TSR_CONFIG_STRING_BYTES];
@@ -76,7 +77,7 @@ extern const char *const tsr_head_names[];     /* "dense", "softmoe", "topk" */
 extern const char *const tsr_token_names[];    /* tsr_token_kind order */
 extern const char *const tsr_mix_mode_names[]; /* tsr_moe_mix_mode order */
 extern const char *const tsr_padding_names[];  /* "same", "valid" */
-extern const char *const tsr_network_init_names[]; /* "dqn", "rainbow" */
+extern const char *const tsr_network_init_names[]; /* "dqn", "rainbow", "torch" */
 
 /* The [network] keys, for a config schema: `offset` is that of the
  * tsr_network_config inside the caller's struct. Writes at most `capacity`
