@@ -195,6 +195,13 @@ struct tsr_pruner {
     int64_t scratch_len;
 };
 
+/* Whether `name`'s layer (all before its last '/') is `layer` (length n). */
+static bool in_layer(const char *name, const char *layer, size_t n)
+{
+    const char *slash = strrchr(name, '/');
+    return slash && (size_t)(slash - name) == n && !strncmp(name, layer, n);
+}
+
 /* Marks the tensors under pruning (pruning.h's naming contract). */
 static int select_tensors(tsr_pruner *p, const tsr_params *params)
 {
@@ -207,7 +214,22 @@ static int select_tensors(tsr_pruner *p, const tsr_params *params)
         last = i;
     }
     if (p->config.exclude_first_conv && first_conv >= 0) p->pruned[first_conv] = false;
-    if (p->config.exclude_output && last >= 0) p->pruned[last] = false;
+    if (p->config.exclude_output && last >= 0) {
+        /* The output layer: every tensor of the last one's layer (a noisy
+         * layer's weight_mu and weight_sigma), and with a dueling head, whose
+         * "<head>/value" comes last, its "<head>/advantage" stream too. */
+        const char *name = params->items[last].name, *slash = strrchr(name, '/');
+        size_t n = slash ? (size_t)(slash - name) : strlen(name);
+        char advantage[TSR_PARAM_NAME_BYTES] = "";
+        if (n >= 6 && !strncmp(name + n - 6, "/value", 6))
+            snprintf(advantage, sizeof advantage, "%.*s/advantage", (int)(n - 6), name);
+        for (int i = 0; i < params->count; i++) {
+            const char *other = params->items[i].name;
+            if (i == last || in_layer(other, name, n) ||
+                (advantage[0] && in_layer(other, advantage, strlen(advantage))))
+                p->pruned[i] = false;
+        }
+    }
     int count = 0;
     for (int i = 0; i < params->count; i++) {
         if (p->config.exclude_routers && (strstr(params->items[i].name, "/router") ||
@@ -436,6 +458,17 @@ tsr_status tsr_pruner_new(tsr_pruner **out, const tsr_params *params, const tsr_
     }
     if (cfg->mode == TSR_PRUNE_MODE_ONE_SHOT) end = start;
     if (cfg->mode == TSR_PRUNE_MODE_STATIC) start = end = 0;
+    /* Masks change on multiples of update_freq inside [start, end]: a window
+     * holding none would leave the network dense without a word. */
+    int64_t freq = cfg->update_freq;
+    if (cfg->mode == TSR_PRUNE_MODE_GMP && start != end && start >= 0 &&
+        (start + freq - 1) / freq * freq > end)
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "pruning: the schedule's window of updates [%lld, %lld] holds no "
+                             "multiple of pruning.update_freq = %lld, so no mask would ever be "
+                             "computed; lower update_freq or widen the window (more updates, or "
+                             "other start and end fractions or steps)",
+                             (long long)start, (long long)end, (long long)freq);
 
     tsr_pruner *p = tsr_calloc(1, sizeof *p);
     p->config = *cfg;

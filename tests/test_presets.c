@@ -102,7 +102,8 @@ Test(presets, the_minatar_dqn_preset_is_the_papers_settings)
 }
 
 /* Every preset of one MinAtar game and of CartPole trains: one short
- * iteration with updates from step 40 and an evaluation episode. The
+ * iteration with updates from step 40 and an evaluation episode (masks
+ * every 8 updates, so the pruning presets prune within it). The
  * presets differ only in their game between the MinAtar directories, so
  * Breakout stands for the five. */
 static int train_presets_in(const char *dir)
@@ -119,7 +120,8 @@ static int train_presets_in(const char *dir)
             path,
             TSR_TEST_OVERRIDES("run.iterations=1", "run.training_steps=120",
                                "run.evaluation_episodes=1", "run.max_episode_steps=40",
-                               "agent.min_replay_history=40", "agent.update_period=1"));
+                               "agent.min_replay_history=40", "agent.update_period=1",
+                               "pruning.update_freq=8"));
         tsr_runner *runner;
         tsr_error err;
         cr_assert_eq(tsr_runner_new(&runner, &cfg, true, &err), TSR_STATUS_OK, "%s: %s", path,
@@ -132,6 +134,8 @@ static int train_presets_in(const char *dir)
                       isfinite(m.train_return),
                   "%s: loss %g, mean Q %g, returns %g / %g", path, m.loss, m.mean_q,
                   m.train_return, m.eval_return);
+        if (cfg.pruning.mode != TSR_PRUNE_MODE_NONE)
+            cr_expect_gt(m.sparsity, 0.3, "%s prunes: sparsity %g", path, m.sparsity);
         tsr_runner_free(runner);
         trained++;
     }

@@ -9,6 +9,7 @@
 
 #include <criterion/criterion.h>
 
+#include "support/files.h"
 #include "support/gradcheck.h"
 #include "tessera/network.h"
 #include "tessera/tessera.h"
@@ -154,6 +155,69 @@ Test(pruner, fractions_resolve_against_the_runs_updates)
     cr_expect_null(p);
     cr_expect(strstr(err.message, "step_units") != NULL, "%s", err.message);
     tsr_params_fini(&params);
+}
+
+/* Masks change only on multiples of update_freq inside the window: fractions
+ * of a short run can give a window holding none, which would leave the
+ * network dense in silence; it is refused, naming the window. */
+Test(pruner, refuses_a_window_that_holds_no_mask_update)
+{
+    tsr_params params;
+    build(&params, (spec[]){{"fc/weight", 2, {4, 4}, P}}, 1, 1);
+    tsr_prune_config cfg = tsr_prune_config_defaults(); /* 20%-80%, every 1,000 */
+    tsr_pruner *p = NULL;
+    tsr_error err = {0};
+    cr_expect_eq(tsr_pruner_new(&p, &params, &cfg, 1000, &err), TSR_STATUS_INVALID_ARGUMENT);
+    cr_expect_null(p);
+    cr_expect(strstr(err.message, "[200, 800] holds no multiple of pruning.update_freq = 1000"),
+              "%s", err.message);
+    p = new_pruner(&params, &cfg, 1250); /* [250, 1000]: one mask, at 1,000 */
+    cr_expect(tsr_pruner_is_update_step(p, 1000));
+    tsr_pruner_free(p);
+    tsr_prune_config steps = steps_config(0.5, 1001, 1999, 1000);
+    steps.distribution = cfg.distribution;
+    cr_expect_eq(tsr_pruner_new(&p, &params, &steps, 0, &err), TSR_STATUS_INVALID_ARGUMENT);
+    tsr_params_fini(&params);
+}
+
+/* exclude_output keeps the whole output layer dense: a noisy layer's
+ * weight_mu and weight_sigma, and with a dueling head both streams. */
+Test(selection, exclude_output_keeps_every_tensor_of_the_output_layer_dense)
+{
+    static const char *const heads[][3] = {
+        {"network.dueling=false", "network.noisy=false", "head/output/"},
+        {"network.dueling=false", "network.noisy=true", "head/output/"},
+        {"network.dueling=true", "network.noisy=true", "head/advantage/ head/value/"},
+        {"network.dueling=true", "network.noisy=false", "head/advantage/ head/value/"},
+    };
+    for (int h = 0; h < 4; h++) {
+        const char *overrides[] = {"network.encoder=minatar", "network.hidden=32", heads[h][0],
+                                   heads[h][1]};
+        tsr_network_config nc = tsr_test_load_run_config(NULL, overrides, 4).network;
+        tsr_network net;
+        tsr_error err;
+        cr_assert_eq(tsr_network_init(&net, &nc, (tsr_image_shape){10, 10, 4}, 6, 51, 1.0f,
+                                      TSR_DTYPE_F32, &err), TSR_STATUS_OK, "%s", err.message);
+        tsr_prune_config cfg = steps_config(0.5, 0, 10, 1);
+        cfg.exclude_output = true;
+        tsr_pruner *p = new_pruner(&net.params, &cfg, 0);
+        int kept_dense = 0;
+        for (int i = 0; i < net.params.count; i++) {
+            const tsr_param *item = &net.params.items[i];
+            if (!(item->flags & TSR_PARAM_PRUNABLE) || item->value.ndim < 2) continue;
+            const char *slash = strrchr(item->name, '/');
+            char layer[TSR_PARAM_NAME_BYTES];
+            snprintf(layer, sizeof layer, "%.*s/", (int)(slash - item->name), item->name);
+            bool output = strstr(heads[h][2], layer) != NULL;
+            kept_dense += output;
+            cr_expect_eq(tsr_pruner_is_pruned(p, i), !output, "%s, %s %s: %s", item->name,
+                         heads[h][0], heads[h][1], output ? "kept dense" : "pruned");
+        }
+        static const int expected_dense[] = {1, 2, 4, 2}; /* weight; mu, sigma; both streams */
+        cr_expect_eq(kept_dense, expected_dense[h], "%s %s", heads[h][0], heads[h][1]);
+        tsr_pruner_free(p);
+        tsr_network_fini(&net);
+    }
 }
 
 Test(pruner, refuses_a_network_with_nothing_left_to_prune)

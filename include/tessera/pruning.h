@@ -47,8 +47,11 @@
  *     and dense kernel; biases are 1-D and never pruned);
  *   - minus, with exclude_first_conv, the first such tensor with 4 dims (the
  *     encoder's first conv weight, (O, I, kH, kW));
- *   - minus, with exclude_output, the last such tensor in registration order
- *     (the Q head's weight: networks register their head last);
+ *   - minus, with exclude_output, the output layer: every tensor of the layer
+ *     (the name up to its last '/') of the last such tensor in registration
+ *     order (networks register their head last: "head/output/weight", or a
+ *     noisy output's weight_mu and weight_sigma) and, when that layer is
+ *     "<head>/value" (a dueling head), the "<head>/advantage" layer too;
  *   - minus, with exclude_routers, every tensor whose name contains "/router"
  *     (top-k MoE routers: "<moe>/router/weight") or "/phi" (Soft-MoE slot
  *     parameters: "<moe>/phi").
