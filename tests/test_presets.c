@@ -99,6 +99,26 @@ Test(presets, the_minatar_dqn_preset_is_the_papers_settings)
     cr_expect_eq(cfg.agent.n_step, 3);
     cr_expect_eq(cfg.loss.kind, TSR_VALUE_LOSS_C51);
     cr_expect_eq(cfg.optimizer.kind, TSR_OPTIMIZER_ADAM);
+    /* DER as Dopamine's DER.gin (components.md §1.9), on MinAtar and CartPole. */
+    static const char *const der[] = {TSR_CONFIGS_DIR "/seaquest/der.ini",
+                                      TSR_CONFIGS_DIR "/cartpole/der.ini"};
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(tsr_run_config_load(&schema, &cfg, der[i], NULL, 0, &err), TSR_STATUS_OK,
+                     "%s", err.message);
+        cr_expect(cfg.agent.prioritized && cfg.agent.double_dqn && cfg.network.dueling &&
+                      cfg.network.noisy, "%s", der[i]);
+        cr_expect_eq(cfg.agent.n_step, 10, "%s", der[i]);
+        cr_expect_eq(cfg.agent.min_replay_history, 1600, "%s", der[i]);
+        cr_expect_eq(cfg.agent.update_period, 1, "%s", der[i]);
+        cr_expect_eq(cfg.agent.target_update_period, 2000, "%s", der[i]);
+        cr_expect_eq(cfg.agent.replay_capacity, 1000000, "%s: nothing overwritten", der[i]);
+        cr_expect_float_eq(cfg.agent.epsilon_eval, 0.001, 1e-15, "%s", der[i]);
+        cr_expect_eq(cfg.env.sticky_action_prob, 0.0, "%s: no sticky actions", der[i]);
+        cr_expect_float_eq(cfg.optimizer.learning_rate, 1e-4, 1e-18, "%s", der[i]);
+        cr_expect_float_eq(cfg.optimizer.eps, 1.5e-4, 1e-18, "%s", der[i]);
+        cr_expect_eq(cfg.run.iterations * cfg.run.training_steps, 100000, "%s", der[i]);
+        cr_expect_eq(cfg.run.evaluation_episodes, 100, "%s", der[i]);
+    }
 }
 
 /* Every preset of one MinAtar game and of CartPole trains: one short
