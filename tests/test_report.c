@@ -291,6 +291,41 @@ Test(report_cli, a_row_still_being_written_leaves_its_run_unfinished, .init = ma
     }
 }
 
+/* The table's caveats: raw returns of several tasks pooled, a group over
+ * fewer tasks than the others, tasks with one run. Balanced, normalised
+ * runs get none of them. */
+Test(report_cli, says_when_the_aggregates_are_weaker_than_they_look, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    write_runs();
+    char *out, *err;
+    cr_assert_eq(tessera("report runs --by network.num_experts --reps 1000", &out, &err), 0,
+                 "stderr: %s", err);
+    cr_expect(strstr(out, "Note: these aggregates pool the raw returns of 2 tasks"), "%s", out);
+    cr_expect(!strstr(out, "of the 2 tasks") && !strstr(out, "single run"), "%s", out);
+    free(out);
+    free(err);
+    /* experts 8: one Breakout run and nothing on Asterix. */
+    write_run("runs/e8/breakout-s0", "minatar/breakout", 8, 3, 3, (double[]){1, 2, 3});
+    char table[256];
+    snprintf(table, sizeof table, "%s/norm.csv", tmpdir);
+    FILE *f = fopen(table, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "game,random,reference\nminatar/breakout,0,10\nminatar/asterix,0,10\n");
+    fclose(f);
+    char args[512];
+    snprintf(args, sizeof args, "report runs --by network.num_experts --reps 1000 --normalize %s",
+             table);
+    cr_assert_eq(tessera(args, &out, &err), 0, "stderr: %s", err);
+    cr_expect(!strstr(out, "pool the raw returns"), "normalised: %s", out);
+    cr_expect(strstr(out, "Note: group 8 has runs on 1 of the 2 tasks: its aggregates are over "
+                          "those alone"), "%s", out);
+    cr_expect(strstr(out, "Note: group 8 has 1 task with a single run"), "%s", out);
+    cr_expect(!strstr(out, "group 1 has") && !strstr(out, "group 4 has"), "%s", out);
+    free(out);
+    free(err);
+}
+
 Test(report_cli, an_unknown_by_key_names_the_nearest_key, .init = make_tmpdir,
      .fini = remove_tmpdir)
 {

@@ -716,6 +716,41 @@ static void print_aggregates(const report *rep, const char *group_header,
     matrix_storage_fini(&s);
 }
 
+/* What makes the aggregates above weaker than they look, said under the
+ * table: raw returns of several tasks pooled, groups over different task
+ * sets (rliable requires one set), tasks with one run (the bootstrap cannot
+ * vary them). */
+static void print_caveats(const report *rep, bool normalized)
+{
+    if (!normalized && rep->num_tasks > 1)
+        printf("\nNote: these aggregates pool the raw returns of %d tasks, whose scales differ "
+               "(and the optimality gap takes 1 on that scale); --normalize puts them on one "
+               "scale.\n", rep->num_tasks);
+    int64_t *runs = tsr_calloc((size_t)rep->num_tasks, sizeof *runs);
+    for (int g = 0; g < rep->num_groups; g++) {
+        memset(runs, 0, (size_t)rep->num_tasks * sizeof *runs);
+        for (int64_t i = 0; i < rep->num_runs; i++)
+            if (rep->runs[i].group_id == g) runs[rep->runs[i].task_id]++;
+        int tasks = 0, single = 0;
+        for (int t = 0; t < rep->num_tasks; t++) {
+            tasks += runs[t] > 0;
+            single += runs[t] == 1;
+        }
+        const char *name = rep->num_groups > 1 ? rep->groups[g] : NULL;
+        if (tasks < rep->num_tasks)
+            printf("\nNote: %s%s%shas runs on %d of the %d tasks: its aggregates are over those "
+                   "alone, not comparable with a group's over all of them.\n",
+                   name ? "group " : "", name ? name : "", name ? " " : "", tasks,
+                   rep->num_tasks);
+        if (single)
+            printf("\nNote: %s%s%s%d task%s with a single run, which the bootstrap cannot "
+                   "vary: the intervals leave out %s uncertainty.\n",
+                   name ? "group " : "", name ? name : "", name ? " has " : "", single,
+                   single == 1 ? "" : "s", single == 1 ? "its" : "their");
+    }
+    tsr_free(runs);
+}
+
 /* P(X > Y) for every two groups, over the tasks both have run. */
 static void print_improvements(const report *rep, const tsr_bootstrap_options *o, FILE *csv)
 {
@@ -1131,6 +1166,7 @@ int tsr_cmd_report(int argc, char **argv)
            "resamples, seed %llu.\n\n",
            100 * options.coverage, (long long)options.reps, (unsigned long long)options.seed);
     print_aggregates(&rep, by_text ? by_text : "group", &options, csv);
+    print_caveats(&rep, normalize != NULL);
     if (rep.num_groups > 1) {
         printf("\nProbability of improvement P(X > Y) over the tasks both groups ran "
                "(Mann-Whitney U / (n_x n_y) per task, averaged):\n\n");
