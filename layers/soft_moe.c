@@ -139,33 +139,37 @@ void tsr_soft_moe_reset(tsr_soft_moe *l, tsr_params *p, tsr_rng *rng)
 
 /* ==== forward ============================================================= */
 
-/* logits (N, T, E S) = x^ (N, T, D) . phi^ (D, E S). */
+/* logits (N, T, E S) = x^ (N, T, D) . phi^ (D, E S); a random phi is
+ * (N, D, E S), one per sample, as the reference's per-sample keys draw it
+ * (its agents vmap the network over the batch with a key each). */
 static tsr_tensor *router_logits(tsr_soft_moe *l, tsr_ctx *ctx, tsr_params *p, tsr_tensor *x,
                                  tsr_rng *noise_rng)
 {
     int64_t d = l->token_dim, slots = l->config.num_experts * l->slots_per_expert;
+    int64_t phis = 1; /* phi matrices: 1 learned, or one random per sample */
     tsr_tensor *phi;
     if (l->config.use_random_phi) {
         TSR_ASSERT_MSG(noise_rng, "%s uses a random phi: pass a noise rng to the forward", l->name);
-        phi = tsr_ctx_tensor(ctx, x->dtype, 2, (int64_t[]){d, slots});
-        int64_t n = d * slots;
+        phis = x->shape[0];
+        phi = tsr_ctx_tensor(ctx, x->dtype, 3, (int64_t[]){phis, d, slots});
+        int64_t n = phis * d * slots;
         for (int64_t i = 0; i < n; i++) {
             double z = tsr_rng_normal(noise_rng);
             if (x->dtype == TSR_DTYPE_F64) tsr_f64(phi)[i] = z;
             else tsr_f32(phi)[i] = (float)z;
         }
     } else {
-        phi = tsr_reshape(ctx, tsr_params_tensor(p, l->phi), 2, (int64_t[]){d, slots});
+        phi = tsr_reshape(ctx, tsr_params_tensor(p, l->phi), 3, (int64_t[]){1, d, slots});
     }
     tsr_tensor *xn = x;
     if (l->config.normalization) {
         xn = tsr_l2_normalize(ctx, x, -1, SOFT_MOE_NORM_EPS);
-        phi = tsr_l2_normalize(ctx, phi, 0, SOFT_MOE_NORM_EPS); /* each column over D */
-        /* times the learned scalar: (D E S, 1) * (1) broadcasts the scalar. */
-        phi = tsr_reshape(ctx, phi, 2, (int64_t[]){d * slots, 1});
+        phi = tsr_l2_normalize(ctx, phi, 1, SOFT_MOE_NORM_EPS); /* each column over D */
+        /* times the learned scalar: (phis D E S, 1) * (1) broadcasts the scalar. */
+        phi = tsr_reshape(ctx, phi, 2, (int64_t[]){phis * d * slots, 1});
         phi = tsr_mul(ctx, phi, tsr_params_tensor(p, l->scalar));
     }
-    phi = tsr_reshape(ctx, phi, 3, (int64_t[]){1, d, slots});
+    phi = tsr_reshape(ctx, phi, 3, (int64_t[]){phis, d, slots});
     return tsr_matmul(ctx, xn, phi, false, false);
 }
 

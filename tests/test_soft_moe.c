@@ -673,6 +673,17 @@ Test(soft_moe, random_phi_is_not_a_parameter_and_is_redrawn_every_forward)
     for (int64_t i = 0; i < tsr_tensor_numel(a); i++)
         diff = fmax(diff, fabs(tsr_f32(a)[i] - tsr_f32(b)[i]));
     cr_expect_gt(diff, 1e-4, "the next forward draws a new phi");
+    /* One phi per sample, as the reference's per-sample keys: two copies of
+     * a sample in one batch are routed differently. */
+    tsr_tensor *twins = tsr_tensor_new(TSR_DTYPE_F32, 3, TSR_SHAPE(2, 9, 4));
+    for (int64_t i = 0; i < 36; i++) tsr_f32(twins)[i] = tsr_f32(twins)[36 + i] = tsr_f32(x)[i];
+    tsr_tensor *y = tsr_soft_moe_forward(&m.moe, ctx, &m.params, twins, &noise, NULL);
+    int64_t half = tsr_tensor_numel(y) / 2;
+    diff = 0;
+    for (int64_t i = 0; i < half; i++)
+        diff = fmax(diff, fabs(tsr_f32(y)[i] - tsr_f32(y)[half + i]));
+    cr_expect_gt(diff, 1e-4, "each sample draws its own phi");
+    tsr_tensor_free(twins);
     tsr_tensor_free(x);
     tsr_ctx_free(ctx);
     destroy(&m);
