@@ -105,7 +105,9 @@ tsr_status tsr_soft_moe_init(tsr_soft_moe *l, tsr_params *p, const char *name, i
                                            config->num_experts);
     char pname[TSR_PARAM_NAME_BYTES];
     l->phi = -1;
-    if (!config->use_random_phi) {
+    /* mix_mode = none routes nothing: a phi there would be a dead weight in
+     * the parameter count (and, prunable, in an ERK budget). */
+    if (!config->use_random_phi && config->mix_mode != TSR_MOE_MIX_NONE) {
         snprintf(pname, sizeof pname, "%s/phi", name);
         /* A kernel of ndim > 1: prunable and decayed like the other kernels. */
         l->phi = tsr_params_add(p, pname, 3,

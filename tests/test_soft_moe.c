@@ -509,6 +509,7 @@ static void check_no_mixing(int64_t experts)
     for (int64_t i = 0; i < n * t; i++)
         token_mlp(&m.params, &m.moe.experts, (i % t) / s, tsr_f64(x) + i * d, tsr_f64(want) + i * d);
     tsr_test_allclose(z, want, 1e-12, 1e-12, "mix_mode none vs a per-token MLP");
+    cr_expect_eq(m.moe.phi, -1, "mix_mode none routes nothing: no phi in the parameters");
     tsr_tensor_free(want);
     tsr_tensor_free(x);
     tsr_ctx_free(ctx);
