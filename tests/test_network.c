@@ -67,7 +67,7 @@ Test(network, every_documented_head_builds_for_atari_and_minatar_shapes)
 
 Test(network, parameter_counts_follow_the_arithmetic)
 {
-    /* IMPALA + Soft MoE-4 at 84x84x4: encoder 129,632 (the summary's rows),
+    /* IMPALA + Soft MoE-4 at 84x84x4: encoder 97,744 (the summary's rows),
      * experts 4 x 33,312, phi 32 x 4 x 31 = 3,968 plus its scale, output
      * 3,872 x 6 + 6. */
     tsr_network_config cfg =
