@@ -618,6 +618,20 @@ Test(sweep, under_mpirun_the_runs_are_spread_over_ranks_with_the_local_results,
 
 /* ==== resuming ============================================================ */
 
+/* `tessera sweep SWEEP --out DIR` in the background, its stdout to
+ * `stdout_path`, its stderr dropped. */
+static pid_t start_sweep(const char *sweep, const char *dir, const char *stdout_path)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        if (!freopen(stdout_path, "w", stdout) || !freopen("/dev/null", "w", stderr)) _exit(99);
+        execl(TSR_TESSERA_EXE, TSR_TESSERA_EXE, "sweep", sweep, "--out", dir, (char *)NULL);
+        _exit(98);
+    }
+    return pid;
+}
+
 Test(sweep, runs_stop_when_the_sweep_process_is_killed, .init = make_tmpdir,
      .fini = remove_tmpdir)
 {
@@ -638,13 +652,7 @@ Test(sweep, runs_stop_when_the_sweep_process_is_killed, .init = make_tmpdir,
     snprintf(run, sizeof run, "%s/cartpole/seed=0", dir);
     tsr_checkpoint_path(run, 1, checkpoint, sizeof checkpoint);
     snprintf(log_path, sizeof log_path, "%s/train.log", run);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) _exit(99);
-        execl(TSR_TESSERA_EXE, TSR_TESSERA_EXE, "sweep", sweep, "--out", dir, (char *)NULL);
-        _exit(98);
-    }
+    pid_t pid = start_sweep(sweep, dir, "/dev/null");
     for (int waited = 0; access(checkpoint, F_OK) != 0 && waited < 120000; waited += 10)
         usleep(10000);
     cr_assert_eq(access(checkpoint, F_OK), 0, "no checkpoint after 2 minutes");
@@ -680,14 +688,7 @@ Test(sweep, a_run_killed_by_the_forwarded_ctrl_c_has_stopped_not_failed, .init =
     snprintf(dir, sizeof dir, "%s/out", tmpdir);
     snprintf(log_path, sizeof log_path, "%s/cartpole/seed=0/train.log", dir);
     snprintf(out_path, sizeof out_path, "%s/early.txt", tmpdir);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        FILE *f = freopen(out_path, "w", stdout);
-        if (!f || !freopen("/dev/null", "w", stderr)) _exit(99);
-        execl(TSR_TESSERA_EXE, TSR_TESSERA_EXE, "sweep", sweep, "--out", dir, (char *)NULL);
-        _exit(98);
-    }
+    pid_t pid = start_sweep(sweep, dir, out_path);
     for (int waited = 0; access(log_path, F_OK) != 0 && waited < 120000; waited++) usleep(1000);
     cr_assert_eq(access(log_path, F_OK), 0, "no train.log after 2 minutes");
     kill(pid, SIGINT);
@@ -727,14 +728,7 @@ Test(sweep, an_interrupted_sweep_resumes_to_the_results_of_an_uninterrupted_one,
     char seed0[300];
     snprintf(seed0, sizeof seed0, "%s/cartpole/seed=0", dir);
     tsr_checkpoint_path(seed0, 1, checkpoint, sizeof checkpoint);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        FILE *f = freopen(out_path, "w", stdout);
-        if (!f || !freopen("/dev/null", "w", stderr)) _exit(99);
-        execl(TSR_TESSERA_EXE, TSR_TESSERA_EXE, "sweep", sweep, "--out", dir, (char *)NULL);
-        _exit(98);
-    }
+    pid_t pid = start_sweep(sweep, dir, out_path);
     for (int waited = 0; access(checkpoint, F_OK) != 0 && waited < 120000; waited += 10)
         usleep(10000);
     cr_assert_eq(access(checkpoint, F_OK), 0, "no checkpoint after 2 minutes");
