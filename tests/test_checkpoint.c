@@ -476,14 +476,17 @@ Test(checkpoint, another_network_is_refused_naming_the_tensor_and_both_shapes,
 Test(checkpoint, pruning_state_is_refused_by_a_run_that_does_not_prune, .init = make_tmpdir,
      .fini = remove_tmpdir)
 {
-    tsr_run_config pruned = short_config("breakout/dqn_gmp95", NO_EXTRA);
+    /* Masks every 10 updates: the short run's window holds some. */
+    tsr_run_config pruned =
+        short_config("breakout/dqn_gmp95", TSR_TEST_OVERRIDES("pruning.update_freq=10"));
     char path[256];
     saved_run(&pruned, 0, "c.h5", false, path);
-    tsr_run_config dense =
-        short_config("breakout/dqn_gmp95", TSR_TEST_OVERRIDES("pruning.mode=none"));
+    tsr_run_config dense = short_config(
+        "breakout/dqn_gmp95", TSR_TEST_OVERRIDES("pruning.update_freq=10", "pruning.mode=none"));
     expect_refused(&dense, path, "holds pruning masks but this run does not prune");
     tsr_run_config later =
-        short_config("breakout/dqn_gmp95", TSR_TEST_OVERRIDES("pruning.start_fraction=0.5"));
+        short_config("breakout/dqn_gmp95",
+                     TSR_TEST_OVERRIDES("pruning.update_freq=10", "pruning.start_fraction=0.5"));
     expect_refused(&later, path, "pruning: pruning schedule from update");
 }
 
