@@ -96,6 +96,7 @@ static tsr_status build_moe(tsr_network *net, tsr_image_shape features, int64_t 
     m.capacity_factor = c->capacity_factor;
     m.expert_hidden = c->hidden;
     m.noisy_routing = c->noisy_routing;
+    m.random_router = c->random_router;
     m.noise_std = c->routing_noise_std;
     m.importance_loss = c->importance_loss_weight > 0;
     if (m.importance_loss) m.importance_weight = c->importance_loss_weight;
@@ -166,7 +167,7 @@ void tsr_network_reset(tsr_network *net, tsr_rng *rng)
 bool tsr_network_uses_noise(const tsr_network *net)
 {
     const tsr_network_config *c = &net->config;
-    return c->noisy || (c->head == TSR_HEAD_SOFTMOE && c->random_router) ||
+    return c->noisy || (c->head != TSR_HEAD_DENSE && c->random_router) ||
            (c->head == TSR_HEAD_TOPK && c->noisy_routing);
 }
 
@@ -261,7 +262,7 @@ int tsr_network_linear_caches(tsr_network *net, tsr_network_cache *out, int max)
         for (int i = 0; i < net->mlp.num_layers; i++)
             n = add_cache(out, n, max, &net->mlp.layers[i].cache,
                           tsr_params_tensor(p, net->mlp.layers[i].weight));
-    if (net->config.head == TSR_HEAD_TOPK)
+    if (net->config.head == TSR_HEAD_TOPK && net->topk.router >= 0) /* none when random */
         n = add_cache(out, n, max, &net->topk.router_cache, tsr_params_tensor(p, net->topk.router));
     if (net->head.hidden > 0) n = add_dense(net, &net->head.hidden_layer, out, n, max);
     n = add_dense(net, &net->head.output, out, n, max);

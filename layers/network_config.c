@@ -43,7 +43,9 @@ static const tsr_config_key network_keys[] = {
     KEY(router_normalization, TSR_CONFIG_BOOL, 0, 0, NULL, "false",
         "softmoe: L2-normalise tokens and router columns, with a learned scale"),
     KEY(random_router, TSR_CONFIG_BOOL, 0, 0, NULL, "false",
-        "softmoe: draw a fresh N(0, 1) router every pass (not learned)"),
+        "softmoe: a fresh N(0, 1) phi for each sample every pass; topk: fresh N(0, 1) scores "
+        "for each token every pass, the top one the expert and its gate (RandomRouter); not "
+        "learned"),
     KEY(mix_mode, TSR_CONFIG_ENUM, 0, 0, tsr_mix_mode_names, "full",
         "softmoe ablations: bypass dispatch and/or combine"),
     KEY(top_k, TSR_CONFIG_INT, 1, 1, NULL, "1", "topk: experts per token (top-1)"),
@@ -86,10 +88,14 @@ tsr_status tsr_network_config_validate(const tsr_network_config *cfg, tsr_error 
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
                              "network.top_k = %lld exceeds network.num_experts = %lld",
                              (long long)cfg->top_k, (long long)cfg->num_experts);
-    if (cfg->head != TSR_HEAD_SOFTMOE && (cfg->random_router || cfg->mix_mode != TSR_MOE_MIX_FULL))
+    if (cfg->head != TSR_HEAD_SOFTMOE && cfg->mix_mode != TSR_MOE_MIX_FULL)
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
-                             "network.random_router and network.mix_mode apply to head = softmoe, "
-                             "not head = %s", tsr_head_names[cfg->head]);
+                             "network.mix_mode applies to head = softmoe, not head = %s",
+                             tsr_head_names[cfg->head]);
+    if (cfg->head == TSR_HEAD_DENSE && cfg->random_router)
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "network.random_router applies to head = softmoe or topk, not "
+                             "head = dense");
     if (cfg->head != TSR_HEAD_TOPK && cfg->importance_loss_weight > 0)
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
                              "network.importance_loss_weight applies to head = topk, not head = %s",

@@ -30,6 +30,7 @@ tsr_topk_moe_config tsr_topk_moe_config_default(void)
         .expert_hidden = 512,
         .noisy_routing = false,
         .noise_std = 1.0,
+        .random_router = false,
         .entropy_loss = false,
         .entropy_weight = 0.5,
         .importance_loss = false,
@@ -75,6 +76,12 @@ static tsr_status check_config(const char *name, int64_t num_tokens, int64_t tok
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
                              "top-k MoE %s: noise_std = %g; expected a finite value >= 0", name,
                              c->noise_std);
+    if (c->random_router && (c->noisy_routing || c->importance_loss))
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "top-k MoE %s: a random router has no logits to add noise to and "
+                             "no probabilities for the importance loss to balance; use neither "
+                             "noisy_routing nor the importance loss with it",
+                             name);
     if (c->entropy_loss && c->num_experts < 2)
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
                              "top-k MoE %s: the entropy loss needs num_experts >= 2 (it is "
@@ -101,9 +108,12 @@ tsr_status tsr_topk_moe_init(tsr_topk_moe *l, tsr_params *p, const char *name, i
     l->token_dim = token_dim;
     l->capacity = tsr_moe_capacity(num_tokens, config->capacity_factor, config->num_experts);
     char pname[TSR_PARAM_NAME_BYTES];
-    snprintf(pname, sizeof pname, "%s/router/weight", name);
-    l->router = tsr_params_add(p, pname, 2, TSR_SHAPE(config->num_experts, token_dim),
-                               TSR_PARAM_PRUNABLE | TSR_PARAM_DECAY);
+    l->router = -1;
+    if (!config->random_router) {
+        snprintf(pname, sizeof pname, "%s/router/weight", name);
+        l->router = tsr_params_add(p, pname, 2, TSR_SHAPE(config->num_experts, token_dim),
+                                   TSR_PARAM_PRUNABLE | TSR_PARAM_DECAY);
+    }
     snprintf(pname, sizeof pname, "%s/experts", name);
     if (config->noisy_experts)
         tsr_expert_mlp_init_noisy(&l->experts, p, pname, config->num_experts, token_dim,
@@ -117,7 +127,7 @@ tsr_status tsr_topk_moe_init(tsr_topk_moe *l, tsr_params *p, const char *name, i
 void tsr_topk_moe_reset(tsr_topk_moe *l, tsr_params *p, tsr_rng *rng)
 {
     /* Flax Dense's default kernel init: LeCun normal with fan_in = D. */
-    tsr_init_lecun_normal(tsr_params_tensor(p, l->router), l->token_dim, rng);
+    if (l->router >= 0) tsr_init_lecun_normal(tsr_params_tensor(p, l->router), l->token_dim, rng);
     tsr_expert_mlp_reset(&l->experts, p, rng);
 }
 
@@ -184,6 +194,29 @@ static double entropy_term(const int32_t *expert, int64_t n, int64_t t, int64_t 
     return total / (double)n;
 }
 
+/* The learned router: softmax over experts of tokens (N T, D) . W^T, with
+ * noisy_routing's Gaussian noise on the logits first. */
+static tsr_tensor *router_probs(tsr_topk_moe *l, tsr_ctx *ctx, tsr_params *p, tsr_tensor *tokens,
+                                tsr_rng *noise_rng)
+{
+    const tsr_topk_moe_config *c = &l->config;
+    int64_t rows = tokens->shape[0], e = c->num_experts;
+    tsr_tensor *logits = tsr_linear(ctx, tokens, tsr_params_tensor(p, l->router), NULL, false,
+                                    &l->router_cache);
+    if (c->noisy_routing) {
+        TSR_ASSERT_MSG(noise_rng, "%s routes noisily: pass a noise rng to the forward", l->name);
+        tsr_tensor *noise = tsr_ctx_tensor(ctx, tokens->dtype, 2, (int64_t[]){rows, e});
+        double std = c->noise_std / (double)e;
+        for (int64_t i = 0; i < rows * e; i++) {
+            double z = std * tsr_rng_normal(noise_rng);
+            if (tokens->dtype == TSR_DTYPE_F64) tsr_f64(noise)[i] = z;
+            else tsr_f32(noise)[i] = (float)z;
+        }
+        logits = tsr_add(ctx, logits, noise);
+    }
+    return tsr_softmax(ctx, logits, 1);
+}
+
 tsr_tensor *tsr_topk_moe_forward(tsr_topk_moe *l, tsr_ctx *ctx, tsr_params *p, tsr_tensor *x,
                                  tsr_rng *noise_rng, tsr_topk_moe_outputs *outputs)
 {
@@ -211,22 +244,21 @@ tsr_tensor *tsr_topk_moe_forward_noise(tsr_topk_moe *l, tsr_ctx *ctx, tsr_params
                    "%s: %lld tokens and %lld expert rows exceed int32 indices", l->name,
                    (long long)(n * t), (long long)(e * n * cap));
 
-    /* Router: logits (N T, E), optional noise, softmax over experts. */
+    /* Router: logits (N T, E), optional noise, softmax over experts; or the
+     * random router's N(0, 1) scores, as they are. */
     tsr_tensor *tokens = tsr_reshape(ctx, x, 2, (int64_t[]){n * t, d});
-    tsr_tensor *logits = tsr_linear(ctx, tokens, tsr_params_tensor(p, l->router), NULL, false,
-                                    &l->router_cache);
-    if (c->noisy_routing) {
-        TSR_ASSERT_MSG(noise_rng, "%s routes noisily: pass a noise rng to the forward", l->name);
-        tsr_tensor *noise = tsr_ctx_tensor(ctx, x->dtype, 2, (int64_t[]){n * t, e});
-        double std = c->noise_std / (double)e;
+    tsr_tensor *probs;
+    if (c->random_router) {
+        TSR_ASSERT_MSG(noise_rng, "%s routes randomly: pass a noise rng to the forward", l->name);
+        probs = tsr_ctx_tensor(ctx, x->dtype, 2, (int64_t[]){n * t, e});
         for (int64_t i = 0; i < n * t * e; i++) {
-            double z = std * tsr_rng_normal(noise_rng);
-            if (x->dtype == TSR_DTYPE_F64) tsr_f64(noise)[i] = z;
-            else tsr_f32(noise)[i] = (float)z;
+            double z = tsr_rng_normal(noise_rng);
+            if (x->dtype == TSR_DTYPE_F64) tsr_f64(probs)[i] = z;
+            else tsr_f32(probs)[i] = (float)z;
         }
-        logits = tsr_add(ctx, logits, noise);
+    } else {
+        probs = router_probs(l, ctx, p, tokens, noise_rng);
     }
-    tsr_tensor *probs = tsr_softmax(ctx, logits, 1);
 
     tsr_tensor *expert = tsr_ctx_tensor(ctx, TSR_DTYPE_I32, 1, (int64_t[]){n * t});
     tsr_tensor *slot = tsr_ctx_tensor(ctx, TSR_DTYPE_I32, 1, (int64_t[]){n * t});
@@ -243,7 +275,10 @@ tsr_tensor *tsr_topk_moe_forward_noise(tsr_topk_moe *l, tsr_ctx *ctx, tsr_params
     tsr_tensor *z = tsr_gather_rows(ctx, y, slot, gate);
     z = tsr_reshape(ctx, z, 3, (int64_t[]){n, t, d});
 
-    tsr_summary_record(ctx, l->name, z, e * d, 2.0 * (double)(n * t * d * e));
+    /* The router's parameters and product (a random router has neither). */
+    bool learned = l->router >= 0;
+    tsr_summary_record(ctx, l->name, z, learned ? e * d : 0,
+                       learned ? 2.0 * (double)(n * t * d * e) : 0.0);
     if (!outputs) return z;
 
     tsr_tensor *aux = NULL;
@@ -303,7 +338,8 @@ void tsr_topk_moe_stats(const tsr_topk_moe *l, const tsr_topk_moe_outputs *outpu
 
 int64_t tsr_topk_moe_param_count(const tsr_topk_moe *l)
 {
-    return l->config.num_experts * l->token_dim + tsr_expert_mlp_param_count(&l->experts);
+    return (l->router >= 0 ? l->config.num_experts * l->token_dim : 0) +
+           tsr_expert_mlp_param_count(&l->experts);
 }
 
 void tsr_topk_moe_fini(tsr_topk_moe *l)

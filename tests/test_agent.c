@@ -125,9 +125,10 @@ Test(agent, router_noise_keeps_the_epsilon_schedule)
     const char *presets[][2] = {
         {TSR_CONFIGS_DIR "/breakout/dqn_softmoe.ini", "network.random_router=true"},
         {TSR_CONFIGS_DIR "/breakout/dqn_top1moe.ini", "network.noisy_routing=true"},
+        {TSR_CONFIGS_DIR "/breakout/dqn_top1moe.ini", "network.random_router=true"},
         {TSR_CONFIGS_DIR "/breakout/dqn_top1moe.ini", "network.noisy=true"},
     };
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         tsr_run_config cfg = load(presets[i][0], OVERRIDES(presets[i][1]));
         tsr_error err;
         tsr_env env;
@@ -144,7 +145,7 @@ Test(agent, router_noise_keeps_the_epsilon_schedule)
         uint8_t *obs = calloc(1, spec.obs_bytes);
         tsr_env_observe(&env, obs);
         tsr_agent_begin_episode(agent, obs);
-        double expected = i < 2 ? 1.0 : 0.0;
+        double expected = i < 3 ? 1.0 : 0.0;
         cr_expect_eq(tsr_agent_last_epsilon(agent), expected, "%s with %s: epsilon %g, expected %g",
                      presets[i][0], presets[i][1], tsr_agent_last_epsilon(agent), expected);
         free(obs);
@@ -347,9 +348,10 @@ Test(agent, evaluates_networks_that_draw_noise_in_every_pass)
     const char *presets[][2] = {
         {TSR_CONFIGS_DIR "/breakout/dqn_softmoe.ini", "network.random_router=true"},
         {TSR_CONFIGS_DIR "/breakout/dqn_top1moe.ini", "network.noisy_routing=true"},
+        {TSR_CONFIGS_DIR "/breakout/dqn_top1moe.ini", "network.random_router=true"},
         {TSR_CONFIGS_DIR "/breakout/rainbow.ini", "network.noisy=true"},
     };
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         tsr_run_config cfg = load(presets[i][0], OVERRIDES(presets[i][1], "run.iterations=1",
                                                            "run.training_steps=40",
                                                            "run.evaluation_episodes=1",

@@ -207,6 +207,16 @@ Test(checkpoint, a_soft_moe_run_round_trips, .init = make_tmpdir, .fini = remove
     expect_round_trip("asterix/dqn_softmoe", cfg);
 }
 
+/* Top-1 routing with the reference's RandomRouter: no router weight, so no
+ * router cache in the saved state, and the noise stream comes back. */
+Test(checkpoint, a_random_router_top1_run_round_trips, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    tsr_run_config cfg = short_config("breakout/dqn_top1moe",
+                                      TSR_TEST_OVERRIDES("network.random_router=true"));
+    expect_round_trip("breakout/dqn_top1moe", cfg);
+}
+
 /* ---- the documented layout ------------------------------------------------------ */
 
 /* Which linear layers would take the cached layout next (a version's second

@@ -259,8 +259,9 @@ Test(network, cross_key_errors_name_the_keys)
         const char *set[2];
         const char *message;
     } cases[] = {
-        {{"network.mix_mode=none"}, "network.random_router and network.mix_mode apply to head = softmoe"},
-        {{"network.random_router=true", "network.head=topk"}, "apply to head = softmoe, not head = topk"},
+        {{"network.mix_mode=none"}, "network.mix_mode applies to head = softmoe, not head = dense"},
+        {{"network.mix_mode=none", "network.head=topk"}, "applies to head = softmoe, not head = topk"},
+        {{"network.random_router=true"}, "network.random_router applies to head = softmoe or topk"},
         {{"network.noisy_routing=true", "network.head=softmoe"}, "network.noisy_routing applies to head = topk"},
         {{"network.tokens=per_patch"}, "network.tokens applies to the MoE heads"},
         {{"network.padding=valid", "network.encoder=impala"}, "not available for encoder = impala"},

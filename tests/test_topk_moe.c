@@ -80,7 +80,7 @@ static int64_t gradcheck(tsr_topk_moe_config c, tsr_test_forward_fn fn, const ch
     forward(ctx, inputs, &m);
     int64_t dropped = 0, e = c.num_experts;
     for (int64_t k = 0; k < n * t; k++) {
-        double p[TSR_MOE_MAX_EXPERTS], best = -1, second = -1;
+        double p[TSR_MOE_MAX_EXPERTS], best = -INFINITY, second = -INFINITY;
         for (int64_t i = 0; i < e; i++) p[i] = tsr_f64(m.out.probs)[k * e + i];
         for (int64_t i = 0; i < e; i++) best = fmax(best, p[i]);
         for (int64_t i = 0; i < e; i++)
@@ -200,6 +200,69 @@ Test(topk_moe, noisy_routing_matches_finite_differences_with_a_fixed_stream)
     tsr_topk_moe_config c = config(2, 1.0);
     c.noisy_routing = true;
     gradcheck(c, forward, "top-1, noisy routing");
+}
+
+static void token_mlp(const tsr_params *p, const tsr_expert_mlp *l, int64_t expert, const double *x,
+                      double *y);
+
+/* The reference's RandomRouter: no router weight; the scores are fresh
+ * N(0, 1) draws, used raw (no softmax), the top one the gate. */
+Test(topk_moe, random_router_matches_finite_differences_with_a_fixed_stream)
+{
+    tsr_topk_moe_config c = config(3, 1.0);
+    c.random_router = true;
+    gradcheck(c, forward, "top-1, random router");
+}
+
+Test(topk_moe, a_random_router_scores_tokens_with_raw_normals_whatever_the_input)
+{
+    topk_case m;
+    tsr_topk_moe_config c = config(4, 4.0); /* capacity for every token: nothing dropped */
+    c.random_router = true;
+    build(&m, TSR_DTYPE_F64, 50, 3, c);
+    cr_expect_eq(m.moe.router, -1);
+    cr_expect_eq(tsr_params_find(&m.params, "moe/router/weight"), -1);
+    cr_expect_eq(tsr_topk_moe_param_count(&m.moe), tsr_params_count(&m.params));
+    tsr_tensor *x = tsr_tensor_new(TSR_DTYPE_F64, 3, TSR_SHAPE(40, 50, 3));
+    tsr_tensor *x2 = tsr_tensor_new(TSR_DTYPE_F64, 3, TSR_SHAPE(40, 50, 3));
+    tsr_test_fill_uniform(x, -1, 1, 3);
+    tsr_test_fill_uniform(x2, -5, 5, 4);
+    tsr_ctx *ctx = tsr_ctx_new(NULL);
+    tsr_ctx_begin_step(ctx);
+    tsr_rng noise = m.noise, same = m.noise;
+    tsr_topk_moe_outputs other;
+    tsr_tensor *z = tsr_topk_moe_forward(&m.moe, ctx, &m.params, x, &noise, &m.out);
+    tsr_topk_moe_forward(&m.moe, ctx, &m.params, x2, &same, &other);
+    int64_t tokens = 40 * 50, e = 4;
+    double sum = 0, sq = 0;
+    for (int64_t k = 0; k < tokens; k++) {
+        cr_assert_eq(tsr_i32(m.out.expert)[k], tsr_i32(other.expert)[k],
+                     "the routing does not depend on the input");
+        double best = -INFINITY;
+        for (int64_t i = 0; i < e; i++) {
+            double s = tsr_f64(m.out.probs)[k * e + i];
+            sum += s;
+            sq += s * s;
+            best = fmax(best, s);
+        }
+        cr_assert_eq(tsr_f64(m.out.probs)[k * e + tsr_i32(m.out.expert)[k]], best);
+    }
+    double mean = sum / (double)(tokens * e), sd = sqrt(sq / (double)(tokens * e) - mean * mean);
+    cr_expect(fabs(mean) < 0.05 && fabs(sd - 1) < 0.05, "scores N(0, 1): mean %g, sd %g", mean,
+              sd);
+    /* Every token: its top score (the gate, negative as often as not) times
+     * its expert's MLP. */
+    for (int64_t k = 0; k < tokens; k++) {
+        int64_t ek = tsr_i32(m.out.expert)[k];
+        double want[3];
+        token_mlp(&m.params, &m.moe.experts, ek, tsr_f64(x) + 3 * k, want);
+        for (int i = 0; i < 3; i++) want[i] *= tsr_f64(m.out.probs)[k * e + ek];
+        tsr_test_allclose_f64(tsr_f64(z) + 3 * k, want, 3, 1e-12, 1e-14, "token output");
+    }
+    tsr_tensor_free(x);
+    tsr_tensor_free(x2);
+    tsr_ctx_free(ctx);
+    destroy(&m);
 }
 
 Test(topk_moe, importance_loss_matches_finite_differences)
@@ -442,6 +505,15 @@ Test(topk_moe, top_k_other_than_one_and_bad_values_are_rejected_by_name)
     c = config(129, 1.0);
     cr_expect_eq(tsr_topk_moe_init(&l, &p, "moe", 121, 32, &c, &err), TSR_STATUS_INVALID_ARGUMENT);
     cr_expect(strstr(err.message, "num_experts = 129"), "%s", err.message);
+    for (int both = 0; both < 2; both++) {
+        c = config(4, 1.0);
+        c.random_router = true;
+        c.noisy_routing = both == 0;
+        c.importance_loss = both == 1;
+        cr_expect_eq(tsr_topk_moe_init(&l, &p, "moe", 121, 32, &c, &err),
+                     TSR_STATUS_INVALID_ARGUMENT);
+        cr_expect(strstr(err.message, "a random router has no logits"), "%s", err.message);
+    }
     cr_expect_eq(p.count, 0, "nothing is registered on error");
     tsr_params_fini(&p);
 }

@@ -234,6 +234,10 @@ typedef struct tsr_topk_moe_config {
     int64_t expert_hidden;    /* H >= 1; 512 */
     bool noisy_routing;       /* false */
     double noise_std;         /* >= 0; the logits' noise has std noise_std / E; 1.0 */
+    /* The reference's RandomRouter: no router weight; each token's scores are
+     * E fresh N(0, 1) draws every pass, used as they are (no softmax): the
+     * top score picks the expert and is its gate. false */
+    bool random_router;
     /* Load-balancing losses (labs/moes agents/losses.py), off by default. */
     bool entropy_loss;        /* needs E >= 2 */
     double entropy_weight;    /* 0.5 */
@@ -249,13 +253,14 @@ typedef struct tsr_topk_moe {
     char name[TSR_LAYER_NAME_BYTES];
     tsr_topk_moe_config config;
     int64_t num_tokens, token_dim, capacity; /* T, D, C */
-    int router;                              /* weight (E, D), no bias */
+    int router;                              /* weight (E, D), no bias; -1 when random */
     tsr_weight_cache router_cache;
     tsr_expert_mlp experts;
 } tsr_topk_moe;
 
 typedef struct tsr_topk_moe_outputs {
-    tsr_tensor *probs;    /* (N, T, E) router softmax (after the noise, if any) */
+    tsr_tensor *probs;    /* (N, T, E) router softmax (after the noise, if any), or the
+                             random router's raw N(0, 1) scores */
     tsr_tensor *expert;   /* (N, T) int32: the routed expert */
     /* (N, T) int32: the token's row in the experts' batch (E, N C) flattened,
      * e N C + n C + position, or -1 when the token was dropped. */
@@ -269,16 +274,16 @@ typedef struct tsr_topk_moe_outputs {
     double importance_term; /* mean squared coefficient of variation of importance */
 } tsr_topk_moe_outputs;
 
-/* Registers "<name>/router/weight" (E, D) (LeCun normal, Flax's Dense default)
- * and the experts as "<name>/experts/...". Returns TSR_STATUS_INVALID_ARGUMENT
+/* Registers "<name>/router/weight" (E, D) (LeCun normal, Flax's Dense default;
+ * none with random_router) and the experts as "<name>/experts/...". Returns TSR_STATUS_INVALID_ARGUMENT
  * naming the bad value (nothing registered) when the configuration is not
  * valid, including k != 1. */
 tsr_status tsr_topk_moe_init(tsr_topk_moe *l, tsr_params *p, const char *name, int64_t num_tokens,
                              int64_t token_dim, const tsr_topk_moe_config *config, tsr_error *err);
 void tsr_topk_moe_reset(tsr_topk_moe *l, tsr_params *p, tsr_rng *rng);
 /* x (N, T, D) -> (N, T, D). noise_rng (TSR_RNG_STREAM_NOISE) draws the
- * routing noise, N T E normals in (N, T, E) order; it may be NULL unless
- * noisy_routing.
+ * routing noise (or the random router's scores), N T E normals in (N, T, E)
+ * order; it may be NULL unless noisy_routing or random_router.
  *
  * Auxiliary losses, averaged over the samples:
  *   entropy    weight (1 - H(counts + 1e-6) / log E), counts the tokens routed
