@@ -198,6 +198,7 @@ double tsr_runner_evaluate(tsr_runner *r, int64_t episodes, double *returns)
         sum += ret;
     }
     if (r->training) tsr_agent_set_eval_mode(r->agent, false);
+    for (int64_t i = done; returns && i < episodes; i++) returns[i] = NAN; /* not played */
     return done > 0 ? sum / (double)done : NAN;
 }
 

@@ -92,6 +92,20 @@ tsr_status tsr_network_config_validate(const tsr_network_config *cfg, tsr_error 
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
                              "network.mix_mode applies to head = softmoe, not head = %s",
                              tsr_head_names[cfg->head]);
+    if (cfg->head == TSR_HEAD_SOFTMOE && cfg->mix_mode == TSR_MOE_MIX_NONE &&
+        (cfg->random_router || cfg->router_normalization))
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "network.%s: mix_mode = none routes nothing, so it has no router "
+                             "to randomise or normalise",
+                             cfg->random_router ? "random_router" : "router_normalization");
+    if (cfg->head == TSR_HEAD_TOPK && cfg->random_router &&
+        (cfg->noisy_routing || cfg->importance_loss_weight > 0))
+        return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
+                             "network.%s: a random Top-1 router (network.random_router) has %s",
+                             cfg->noisy_routing ? "noisy_routing" : "importance_loss_weight",
+                             cfg->noisy_routing ? "no logits to add noise to"
+                                                : "no probabilities for the importance loss "
+                                                  "to balance");
     if (cfg->head == TSR_HEAD_DENSE && cfg->random_router)
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
                              "network.random_router applies to head = softmoe or topk, not "

@@ -244,7 +244,7 @@ Test(checkpoint_cli, ctrl_c_during_the_evaluation_stops_the_run, .init = make_tm
     pid_t pid = start(args, log);
     /* Step 128's progress line (64 set the rate's base): training ends soon after. */
     wait_for_text(log, "steps 128/200", pid);
-    sleep_ms(500);
+    sleep_ms(1000);
     kill(pid, SIGINT);
     int status = 0;
     bool ended = false;

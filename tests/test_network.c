@@ -256,12 +256,20 @@ Test(network, cross_key_errors_name_the_keys)
     /* Each key that a head or encoder does not read is an error with it, not
      * silently ignored (the default head is dense, the default encoder nature). */
     static const struct {
-        const char *set[2];
+        const char *set[3];
         const char *message;
     } cases[] = {
         {{"network.mix_mode=none"}, "network.mix_mode applies to head = softmoe, not head = dense"},
         {{"network.mix_mode=none", "network.head=topk"}, "applies to head = softmoe, not head = topk"},
         {{"network.random_router=true"}, "network.random_router applies to head = softmoe or topk"},
+        {{"network.head=softmoe", "network.mix_mode=none", "network.random_router=true"},
+         "network.random_router: mix_mode = none routes nothing"},
+        {{"network.head=softmoe", "network.mix_mode=none", "network.router_normalization=true"},
+         "network.router_normalization: mix_mode = none routes nothing"},
+        {{"network.head=topk", "network.random_router=true", "network.noisy_routing=true"},
+         "network.noisy_routing: a random Top-1 router (network.random_router) has no logits"},
+        {{"network.head=topk", "network.random_router=true", "network.importance_loss_weight=1"},
+         "network.importance_loss_weight: a random Top-1 router"},
         {{"network.noisy_routing=true", "network.head=softmoe"}, "network.noisy_routing applies to head = topk"},
         {{"network.tokens=per_patch"}, "network.tokens applies to the MoE heads"},
         {{"network.padding=valid", "network.encoder=impala"}, "not available for encoder = impala"},
@@ -279,8 +287,9 @@ Test(network, cross_key_errors_name_the_keys)
          "network.hidden = 0: head = topk needs at least 1 unit per expert"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char *set[2] = {(char *)cases[i].set[0], (char *)cases[i].set[1]};
-        int n = set[1] ? 2 : 1;
+        char *set[3] = {(char *)cases[i].set[0], (char *)cases[i].set[1],
+                        (char *)cases[i].set[2]};
+        int n = set[2] ? 3 : set[1] ? 2 : 1;
         err.message[0] = 0;
         cr_expect_eq(tsr_run_config_load(&schema, &cfg, NULL, set, n, &err),
                      TSR_STATUS_INVALID_ARGUMENT, "%s: accepted", set[0]);

@@ -216,7 +216,7 @@ bool tsr_runner_run_iteration(tsr_runner *runner, tsr_iteration_metrics *metrics
 /* `episodes` evaluation episodes with epsilon_eval on the evaluation env;
  * returns their mean return, and optionally each return (episodes entries).
  * A run asked to stop (stop flag, or a stopped iteration) plays fewer: the
- * mean is then over those played, and `returns` is filled that far. */
+ * mean is then over those played, and `returns` holds NAN for the rest. */
 double tsr_runner_evaluate(tsr_runner *runner, int64_t episodes, double *returns);
 tsr_agent *tsr_runner_agent(tsr_runner *runner);
 const tsr_env_spec *tsr_runner_env_spec(const tsr_runner *runner);

@@ -162,7 +162,8 @@ typedef struct tsr_soft_moe_config {
     double capacity_factor;   /* c > 0; 1.0 */
     int64_t expert_hidden;    /* H >= 1; 512 */
     bool normalization;       /* false */
-    bool use_random_phi;      /* phi redrawn from N(0, 1) every forward, not learned; false */
+    bool use_random_phi;      /* phi drawn from N(0, 1) for each sample every forward, not
+                                 learned; false */
     tsr_moe_mix_mode mix_mode; /* TSR_MOE_MIX_FULL */
     bool noisy_experts;       /* NoisyNet first layer in each expert; false */
     double noisy_sigma0;      /* their sigma0 (>= 0); 0.5 */
@@ -177,8 +178,8 @@ typedef struct tsr_soft_moe {
     char name[TSR_LAYER_NAME_BYTES];
     tsr_soft_moe_config config;
     int64_t num_tokens, token_dim, slots_per_expert; /* T, D, S */
-    /* phi (D, E, S), -1 with use_random_phi; scalar (1), always registered as
-     * in the reference, used only with normalization. */
+    /* phi (D, E, S), -1 with use_random_phi or TSR_MOE_MIX_NONE; scalar (1),
+     * always registered as in the reference, used only with normalization. */
     int phi, scalar;
     tsr_expert_mlp experts;
 } tsr_soft_moe;
@@ -193,7 +194,7 @@ typedef struct tsr_soft_moe_outputs {
     tsr_tensor *hidden;   /* (E, N S, H) expert hidden activations after the ReLU */
 } tsr_soft_moe_outputs;
 
-/* Registers "<name>/phi" (D, E, S) (unless use_random_phi) with LeCun-normal
+/* Registers "<name>/phi" (D, E, S) (unless use_random_phi or TSR_MOE_MIX_NONE) with LeCun-normal
  * init whose fan-in is D E, Flax's convention for a 3-D kernel (receptive
  * field D times input axis E), "<name>/scalar" (1) initialised to 1, and the
  * experts as "<name>/experts/...". num_tokens T and token_dim D are fixed
@@ -204,8 +205,8 @@ tsr_status tsr_soft_moe_init(tsr_soft_moe *l, tsr_params *p, const char *name, i
                              int64_t token_dim, const tsr_soft_moe_config *config, tsr_error *err);
 void tsr_soft_moe_reset(tsr_soft_moe *l, tsr_params *p, tsr_rng *rng);
 /* x (N, T, D) -> (N, T, D). noise_rng (TSR_RNG_STREAM_NOISE) draws the
- * random phi, D E S normals in (D, E, S) order; it may be NULL unless
- * use_random_phi. */
+ * random phi, N D E S normals, one (D, E, S) block per sample in sample
+ * order; it may be NULL unless use_random_phi. */
 tsr_tensor *tsr_soft_moe_forward(tsr_soft_moe *l, tsr_ctx *ctx, tsr_params *p, tsr_tensor *x,
                                  tsr_rng *noise_rng, tsr_soft_moe_outputs *outputs);
 /* The same with the network's noise: noise->rng draws the random phi first
