@@ -154,12 +154,7 @@ static tsr_tensor *router_logits(tsr_soft_moe *l, tsr_ctx *ctx, tsr_params *p, t
         TSR_ASSERT_MSG(noise_rng, "%s uses a random phi: pass a noise rng to the forward", l->name);
         phis = x->shape[0];
         phi = tsr_ctx_tensor(ctx, x->dtype, 3, (int64_t[]){phis, d, slots});
-        int64_t n = phis * d * slots;
-        for (int64_t i = 0; i < n; i++) {
-            double z = tsr_rng_normal(noise_rng);
-            if (x->dtype == TSR_DTYPE_F64) tsr_f64(phi)[i] = z;
-            else tsr_f32(phi)[i] = (float)z;
-        }
+        tsr_tensor_fill_normal(phi, 1.0, noise_rng);
     } else {
         phi = tsr_reshape(ctx, tsr_params_tensor(p, l->phi), 3, (int64_t[]){1, d, slots});
     }

@@ -206,12 +206,7 @@ static tsr_tensor *router_probs(tsr_topk_moe *l, tsr_ctx *ctx, tsr_params *p, ts
     if (c->noisy_routing) {
         TSR_ASSERT_MSG(noise_rng, "%s routes noisily: pass a noise rng to the forward", l->name);
         tsr_tensor *noise = tsr_ctx_tensor(ctx, tokens->dtype, 2, (int64_t[]){rows, e});
-        double std = c->noise_std / (double)e;
-        for (int64_t i = 0; i < rows * e; i++) {
-            double z = std * tsr_rng_normal(noise_rng);
-            if (tokens->dtype == TSR_DTYPE_F64) tsr_f64(noise)[i] = z;
-            else tsr_f32(noise)[i] = (float)z;
-        }
+        tsr_tensor_fill_normal(noise, c->noise_std / (double)e, noise_rng);
         logits = tsr_add(ctx, logits, noise);
     }
     return tsr_softmax(ctx, logits, 1);
@@ -251,11 +246,7 @@ tsr_tensor *tsr_topk_moe_forward_noise(tsr_topk_moe *l, tsr_ctx *ctx, tsr_params
     if (c->random_router) {
         TSR_ASSERT_MSG(noise_rng, "%s routes randomly: pass a noise rng to the forward", l->name);
         probs = tsr_ctx_tensor(ctx, x->dtype, 2, (int64_t[]){n * t, e});
-        for (int64_t i = 0; i < n * t * e; i++) {
-            double z = tsr_rng_normal(noise_rng);
-            if (x->dtype == TSR_DTYPE_F64) tsr_f64(probs)[i] = z;
-            else tsr_f32(probs)[i] = (float)z;
-        }
+        tsr_tensor_fill_normal(probs, 1.0, noise_rng);
     } else {
         probs = router_probs(l, ctx, p, tokens, noise_rng);
     }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tessera/rng.h"
 #include "tessera/status.h"
 
 size_t tsr_dtype_size(tsr_dtype dtype)
@@ -229,4 +230,17 @@ void tsr_tensor_fill(tsr_tensor *t, double value)
     do {
         tsr_tensor_set(t, index, value);
     } while (next_index(index, t));
+}
+
+void tsr_tensor_fill_normal(tsr_tensor *t, double std, tsr_rng *rng)
+{
+    TSR_ASSERT_MSG(tsr_tensor_is_contiguous(t) &&
+                       (t->dtype == TSR_DTYPE_F32 || t->dtype == TSR_DTYPE_F64),
+                   "tsr_tensor_fill_normal needs a contiguous float tensor");
+    int64_t n = tsr_tensor_numel(t);
+    for (int64_t i = 0; i < n; i++) {
+        double z = std * tsr_rng_normal(rng);
+        if (t->dtype == TSR_DTYPE_F64) tsr_f64(t)[i] = z;
+        else tsr_f32(t)[i] = (float)z;
+    }
 }

@@ -346,6 +346,14 @@ Test(report_cli, an_unknown_by_key_names_the_nearest_key, .init = make_tmpdir,
     cr_expect(strstr(err, "did you mean network.num_experts?"), "stderr: %s", err);
     free(out);
     free(err);
+    /* Well formed but longer than the key buffers: unknown, not malformed. */
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "report runs --by network.%0100d", 7);
+    cr_expect_eq(tessera(cmd, &out, &err), 1);
+    cr_expect(strstr(err, "--by: unknown key network.0000"), "stderr: %s", err);
+    cr_expect(strstr(err, "... (longer than any key); sections: env, network,"), "stderr: %s", err);
+    free(out);
+    free(err);
 }
 
 Test(report_cli, a_missing_directory_or_no_finished_run_is_an_error, .init = make_tmpdir,

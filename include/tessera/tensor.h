@@ -85,6 +85,10 @@ void tsr_tensor_set(tsr_tensor *t, const int64_t *index, double value);
  * differ: values are converted). */
 void tsr_tensor_copy(tsr_tensor *dst, const tsr_tensor *src);
 void tsr_tensor_fill(tsr_tensor *t, double value);
+/* Fills a contiguous float32 or float64 tensor with std * N(0, 1) draws from
+ * `rng` (tsr_rng_normal), in element order. */
+struct tsr_rng;
+void tsr_tensor_fill_normal(tsr_tensor *t, double std, struct tsr_rng *rng);
 
 static inline float *tsr_f32(const tsr_tensor *t) { return (float *)t->data; }
 static inline double *tsr_f64(const tsr_tensor *t) { return (double *)t->data; }

@@ -86,17 +86,17 @@ typedef struct config_key {
 
 static const char *const run_sections = "env, network, loss, pruning, agent, optimizer, run";
 
+/* `text` has the section.key form (tsr_cli_config_key_form, checked with the
+ * rest of the command line). */
 static tsr_status parse_config_key(const tsr_run_schema *schema, const char *option,
                                    const char *text, config_key *key, tsr_error *err)
 {
     const char *dot = strchr(text, '.');
-    size_t ls = dot ? (size_t)(dot - text) : 0;
-    size_t ln = dot ? strlen(dot + 1) : 0;
-    if (!dot || !ls || !ln || ls >= sizeof key->section || ln >= sizeof key->name)
+    size_t ls = (size_t)(dot - text), ln = strlen(dot + 1);
+    if (ls >= sizeof key->section || ln >= sizeof key->name)
         return tsr_error_set(err, TSR_STATUS_INVALID_ARGUMENT,
-                             "%s '%s': expected section.key, e.g. network.num_experts (sections: "
-                             "%s)",
-                             option, text, run_sections);
+                             "%s: unknown key %.80s%s (longer than any key); sections: %s",
+                             option, text, strlen(text) > 80 ? "..." : "", run_sections);
     memcpy(key->section, text, ls);
     key->section[ls] = '\0';
     memcpy(key->name, dot + 1, ln + 1);
