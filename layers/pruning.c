@@ -544,6 +544,37 @@ double tsr_pruner_sparsity_at(const tsr_pruner *p, int64_t t)
     return p->config.target_sparsity * schedule_factor(p, t);
 }
 
+bool tsr_pruner_schedule_fits(const tsr_pruner *p, int64_t expected_updates, char *msg,
+                              size_t size)
+{
+    const tsr_prune_config *c = &p->config;
+    if (c->step_units != TSR_PRUNE_STEPS_UPDATES || c->mode == TSR_PRUNE_MODE_NONE ||
+        c->mode == TSR_PRUNE_MODE_STATIC)
+        return true;
+    int64_t freq = c->update_freq;
+    bool one_mask = c->mode == TSR_PRUNE_MODE_ONE_SHOT || p->start == p->end;
+    int64_t first = one_mask ? p->start : (p->start + freq - 1) / freq * freq;
+    if (first >= expected_updates) {
+        snprintf(msg, size,
+                 "pruning: the first mask is computed before gradient update %lld "
+                 "(pruning.start_step = %lld), but this run makes about %lld updates, so the "
+                 "network will most likely never be pruned",
+                 (long long)first, (long long)c->start_step, (long long)expected_updates);
+        return false;
+    }
+    int64_t last = (expected_updates - 1) / freq * freq; /* >= first: checked above */
+    if (!one_mask && p->end / freq * freq > last) { /* a mask update the run misses */
+        snprintf(msg, size,
+                 "pruning: the schedule ends at gradient update %lld (pruning.end_step), but "
+                 "this run makes about %lld updates: its last mask, before update %lld, has "
+                 "sparsity %.4g instead of pruning.target_sparsity = %.4g",
+                 (long long)p->end, (long long)expected_updates, (long long)last,
+                 tsr_pruner_sparsity_at(p, last), c->target_sparsity);
+        return false;
+    }
+    return true;
+}
+
 bool tsr_pruner_is_update_step(const tsr_pruner *p, int64_t t)
 {
     switch (p->config.mode) {

@@ -180,6 +180,52 @@ Test(pruner, refuses_a_window_that_holds_no_mask_update)
     tsr_params_fini(&params);
 }
 
+/* A schedule in updates is checked against the run's expected updates
+ * (t = 0 .. expected - 1): a first mask at or past them, or mask updates
+ * past them, is reported; fractions and a schedule that fits are not. */
+Test(pruner, schedule_fits_names_a_schedule_beyond_the_runs_updates)
+{
+    tsr_params params;
+    build(&params, (spec[]){{"fc/weight", 2, {4, 4}, P}}, 1, 1);
+    char msg[512] = "";
+    tsr_prune_config gmp = steps_config(0.5, 0, 1000, 100);
+    tsr_pruner *p = new_pruner(&params, &gmp, 0);
+    cr_expect(tsr_pruner_schedule_fits(p, 1001, msg, sizeof msg), "the last mask, 1000, is in");
+    cr_expect_not(tsr_pruner_schedule_fits(p, 1000, msg, sizeof msg));
+    /* Last mask at 900: progress 901/1000, 0.5 (1 - 0.099^3) = 0.4995. */
+    cr_expect(strstr(msg, "ends at gradient update 1000 (pruning.end_step), but this run makes "
+                          "about 1000 updates: its last mask, before update 900, has sparsity "
+                          "0.4995 instead of pruning.target_sparsity = 0.5"),
+              "%s", msg);
+    cr_expect(tsr_pruner_schedule_fits(p, 1050, msg, sizeof msg), "no mask update in 1001..1050");
+    tsr_pruner_free(p);
+
+    gmp = steps_config(0.5, 950, 2000, 100); /* first mask at 1,000 */
+    p = new_pruner(&params, &gmp, 0);
+    cr_expect_not(tsr_pruner_schedule_fits(p, 1000, msg, sizeof msg));
+    cr_expect(strstr(msg, "first mask is computed before gradient update 1000 "
+                          "(pruning.start_step = 950), but this run makes about 1000 updates"),
+              "%s", msg);
+    cr_expect_not(tsr_pruner_schedule_fits(p, 1001, msg, sizeof msg), "ends past the run");
+    cr_expect(strstr(msg, "ends at gradient update 2000"), "%s", msg);
+    cr_expect(tsr_pruner_schedule_fits(p, 2001, msg, sizeof msg));
+    tsr_pruner_free(p);
+
+    tsr_prune_config one_shot = steps_config(0.5, 500, 500, 1000);
+    one_shot.mode = TSR_PRUNE_MODE_ONE_SHOT;
+    p = new_pruner(&params, &one_shot, 0);
+    cr_expect_not(tsr_pruner_schedule_fits(p, 500, msg, sizeof msg));
+    cr_expect(tsr_pruner_schedule_fits(p, 501, msg, sizeof msg), "pruned before update 500");
+    tsr_pruner_free(p);
+
+    tsr_prune_config fractions = tsr_prune_config_defaults();
+    fractions.distribution = TSR_PRUNE_DISTRIBUTION_UNIFORM;
+    p = new_pruner(&params, &fractions, 5000);
+    cr_expect(tsr_pruner_schedule_fits(p, 10, msg, sizeof msg), "fractions fit by construction");
+    tsr_pruner_free(p);
+    tsr_params_fini(&params);
+}
+
 /* exclude_output keeps the whole output layer dense: a noisy layer's
  * weight_mu and weight_sigma, and with a dueling head both streams. */
 Test(selection, exclude_output_keeps_every_tensor_of_the_output_layer_dense)

@@ -223,6 +223,40 @@ Test(train_cli, a_bad_value_fails_naming_the_key_value_and_range, .init = make_t
     free(err);
 }
 
+/* SHORT_RUN makes (1,200 - 1) - 200 = 999 gradient updates: a schedule in
+ * updates that starts after them, or ends after them, is named at the start
+ * of the run; one that fits is not. */
+Test(train_cli, a_pruning_schedule_beyond_the_runs_updates_is_warned_about, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    const struct {
+        const char *window, *warning;
+    } cases[] = {
+        {"--set pruning.start_step=2000 --set pruning.end_step=3000",
+         "WARNING: pruning: the first mask is computed before gradient update 2000 "
+         "(pruning.start_step = 2000), but this run makes about 999 updates, so the network "
+         "will most likely never be pruned"},
+        {"--set pruning.start_step=0 --set pruning.end_step=1500",
+         "WARNING: pruning: the schedule ends at gradient update 1500 (pruning.end_step), but "
+         "this run makes about 999 updates: its last mask, before update 900, has sparsity "},
+        {"--set pruning.start_step=0 --set pruning.end_step=900", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out, *err, args[1024];
+        snprintf(args, sizeof args,
+                 "train %s --set pruning.mode=gmp --set pruning.step_units=updates "
+                 "--set pruning.update_freq=100 %s --run-dir %s/run%zu",
+                 SHORT_RUN, cases[i].window, tmpdir, i);
+        cr_expect_eq(tessera(args, &out, &err), 0, "stderr: %s", err);
+        if (cases[i].warning)
+            cr_expect(strstr(err, cases[i].warning), "case %zu, stderr: %s", i, err);
+        else
+            cr_expect_null(strstr(err, "WARNING"), "case %zu, stderr: %s", i, err);
+        free(out);
+        free(err);
+    }
+}
+
 Test(train_cli, a_run_writes_its_config_metrics_and_checkpoints_and_evaluates,
      .init = make_tmpdir, .fini = remove_tmpdir)
 {

@@ -164,6 +164,17 @@ const tsr_prune_config *tsr_pruner_config(const tsr_pruner *pruner);
 /* The resolved schedule, in gradient updates. */
 int64_t tsr_pruner_start_step(const tsr_pruner *pruner);
 int64_t tsr_pruner_end_step(const tsr_pruner *pruner);
+/* Whether a schedule given in gradient updates (step_units = updates) fits a
+ * run expected to make `expected_updates` of them (t = 0, 1, ...; see
+ * tsr_run_expected_updates: a run makes at least that many, a few more when
+ * its last episodes run past the step budget). When the first mask update
+ * is at or beyond that count (the network would most likely stay dense), or
+ * a gmp window has mask updates beyond it (the masks would stop short of the
+ * schedule's final sparsity), writes a sentence saying so to `msg` and
+ * returns false.
+ * Fractions fit by construction; none and static always fit. */
+bool tsr_pruner_schedule_fits(const tsr_pruner *pruner, int64_t expected_updates, char *msg,
+                              size_t size);
 
 /* The schedule's overall sparsity at update t: S (1 - (1 - pi(t))^3) for gmp
  * (S at every t when start == end, as in jaxpruner), S for one_shot and

@@ -588,6 +588,10 @@ int tsr_cmd_train(int argc, char **argv)
            (long long)cfg.run.training_steps, (long long)cfg.run.seed, (long long)cfg.run.threads,
            cfg.run.threads == 1 ? "" : "s");
     fflush(stdout);
+    const tsr_pruner *pruner = tsr_agent_pruner(agent);
+    char why[512];
+    if (pruner && !tsr_pruner_schedule_fits(pruner, tsr_run_expected_updates(&cfg), why, sizeof why))
+        fprintf(stderr, "tessera train: WARNING: %s\n", why);
 
     char csv_path[4600], json_path[4600];
     snprintf(csv_path, sizeof csv_path, "%s/metrics.csv", run_dir);
