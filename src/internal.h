@@ -28,7 +28,7 @@ struct tsr_ctx {
 /* True when this op should use its oneDNN path for tensors of `dtype`. */
 static inline bool tsr_use_dnnl(const tsr_ctx *ctx, tsr_dtype dtype)
 {
-    return ctx->backend == TSR_BACKEND_DNNL && dtype == TSR_DTYPE_F32;
+    return ctx->backend != TSR_BACKEND_REFERENCE && dtype == TSR_DTYPE_F32;
 }
 
 #endif

@@ -156,7 +156,8 @@ static void softmax_backward(tsr_ctx *ctx, void *saved_)
     if (s->y->dtype == TSR_DTYPE_F64) {
         tsr_ref_softmax_bwd_f64(tsr_f64(s->y), tsr_f64(dy), tsr_f64(dx), outer, len, inner,
                                 s->log_softmax, accumulate);
-    } else if (tsr_use_dnnl(ctx, s->y->dtype) && !softmax_bwd_is_reference(ctx, s)) {
+    } else if (tsr_use_dnnl(ctx, s->y->dtype) &&
+               (ctx->backend == TSR_BACKEND_DNNL_ALL || !softmax_bwd_is_reference(ctx, s))) {
         int64_t n = tsr_tensor_numel(s->y);
         float *target = dnnl_target(ctx, dx, accumulate, (size_t)n);
         tsr_dnnl_slot *slot =

@@ -1,10 +1,15 @@
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
+#include <oneapi/dnnl/dnnl.h>
 
 #include "support/allclose.h"
+#include "support/files.h"
 #include "support/gradcheck.h"
 #include "support/parity.h"
 #include "tessera/tessera.h"
@@ -93,11 +98,11 @@ Test(softmax, stays_finite_for_large_logits_on_both_backends)
 }
 
 /* Soft MoE routing logits (32, 121, 124): combine weights are a softmax over
- * the slots (axis 2), dispatch weights over the tokens (axis 1). The backward
- * uses oneDNN only where its implementation is not "ref" (src/ops_norm.c):
- * on an AVX2-only CPU with oneDNN 2.6 that is none of the softmaxes below
- * (checked with DNNL_VERBOSE), so there these tests compare oneDNN's forward
- * and the plain-C backward on both sides; on AVX-512 they compare both. */
+ * the slots (axis 2), dispatch weights over the tokens (axis 1). Training's
+ * backward uses oneDNN only where its implementation is not "ref"
+ * (src/ops_norm.c): on an AVX2-only CPU with oneDNN 2.6 that is none of the
+ * softmaxes below. The parity check runs TSR_BACKEND_DNNL_ALL, which takes
+ * oneDNN's backward anyway, so its path is compared on every CPU. */
 static void softmax_parity(int axis, bool log_softmax)
 {
     axis_case c = {axis, log_softmax};
@@ -107,6 +112,47 @@ static void softmax_parity(int axis, bool log_softmax)
              log_softmax ? "log_softmax" : "softmax", axis);
     tsr_test_check_parity(softmax_forward, &x, 1, &c, what);
     tsr_tensor_free(x);
+}
+
+/* oneDNN's verbose log (stdout, sent to a file) of one softmax forward and
+ * backward over the Soft MoE's tokens on `backend`. */
+static char *softmax_primitive_log(tsr_backend backend)
+{
+    axis_case c = {1, false};
+    tsr_tensor *x = new_uniform(TSR_DTYPE_F32, 3, TSR_SHAPE(32, 121, 124), -4, 4, 21);
+    char path[] = "/tmp/tsr_dnnl_verbose_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    dup2(fd, STDOUT_FILENO);
+    cr_assert_eq(dnnl_set_verbose(1), dnnl_success);
+    tsr_test_run_result r = tsr_test_run_op(backend, softmax_forward, &x, 1, &c);
+    fflush(stdout);
+    dnnl_set_verbose(0);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    close(fd);
+    char *log = tsr_test_slurp(path, NULL);
+    unlink(path);
+    cr_assert_not_null(log);
+    tsr_test_free_result(&r);
+    tsr_tensor_free(x);
+    return log;
+}
+
+/* The parity checks' backend really runs oneDNN's softmax backward, also on
+ * a CPU where training's DNNL backend passes it over for the C kernel; the
+ * reference backend runs no oneDNN softmax at all. */
+Test(softmax, dnnl_all_backend_executes_onednns_backward)
+{
+    char *all = softmax_primitive_log(TSR_BACKEND_DNNL_ALL);
+    cr_expect(strstr(all, "exec,cpu,softmax") && strstr(all, ",backward_data,"), "verbose log: %s",
+              all);
+    free(all);
+    char *ref = softmax_primitive_log(TSR_BACKEND_REFERENCE);
+    cr_expect_null(strstr(ref, "softmax"), "verbose log: %s", ref);
+    free(ref);
 }
 
 Test(softmax, onednn_matches_reference_over_soft_moe_tokens)

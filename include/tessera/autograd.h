@@ -36,6 +36,11 @@ extern "C" {
 typedef enum tsr_backend {
     TSR_BACKEND_DNNL = 0,  /* oneDNN primitives where an op has them (float32 only) */
     TSR_BACKEND_REFERENCE, /* the plain-C reference kernels everywhere */
+    /* As DNNL, also where oneDNN's implementation is its slow generic "ref"
+     * one, which DNNL skips for the plain-C kernel (today: the softmax and
+     * log-softmax backward on CPUs without AVX-512). For parity tests and
+     * comparisons, not for training. */
+    TSR_BACKEND_DNNL_ALL,
 } tsr_backend;
 
 typedef struct tsr_ctx tsr_ctx;
