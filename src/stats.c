@@ -242,3 +242,61 @@ tsr_estimate tsr_stats_bootstrap_probability_of_improvement(const tsr_score_matr
     tsr_free(block);
     return e;
 }
+
+/* ---- performance profiles -------------------------------------------------- */
+
+/* The share of sorted[0 .. n) above each tau: n minus the first index whose
+ * value is above tau, over n. */
+static void shares_above(const double *sorted, int64_t n, const double *taus, int64_t num_taus,
+                         double *out)
+{
+    for (int64_t i = 0; i < num_taus; i++) {
+        int64_t lo = 0, hi = n; /* the first index with sorted[index] > tau is in [lo, hi] */
+        while (lo < hi) {
+            int64_t mid = lo + (hi - lo) / 2;
+            if (sorted[mid] > taus[i]) hi = mid;
+            else lo = mid + 1;
+        }
+        out[i] = (double)(n - lo) / (double)n;
+    }
+}
+
+void tsr_stats_score_distribution(const tsr_score_matrix *m, const double *taus, int64_t num_taus,
+                                  double *out)
+{
+    check_matrix(m);
+    TSR_ASSERT(num_taus >= 0 && (taus || !num_taus) && (out || !num_taus));
+    int64_t size = tsr_score_matrix_size(m);
+    double *sorted = tsr_malloc((size_t)size * sizeof *sorted);
+    memcpy(sorted, m->scores, (size_t)size * sizeof *sorted);
+    sort_doubles(sorted, size);
+    shares_above(sorted, size, taus, num_taus, out);
+    tsr_free(sorted);
+}
+
+void tsr_stats_bootstrap_score_distribution(const tsr_score_matrix *m, const double *taus,
+                                            int64_t num_taus, const tsr_bootstrap_options *options,
+                                            tsr_estimate *out)
+{
+    check_matrix(m);
+    check_options(options);
+    TSR_ASSERT(num_taus >= 0 && (taus || !num_taus) && (out || !num_taus));
+    int64_t size = tsr_score_matrix_size(m), reps = options->reps;
+    double *block = tsr_malloc((size_t)(size + num_taus + num_taus * reps) * sizeof *block);
+    double *resample = block, *shares = block + size;
+    double *values = shares + num_taus; /* (num_taus, reps) */
+    tsr_stats_score_distribution(m, taus, num_taus, shares);
+    for (int64_t i = 0; i < num_taus; i++) out[i].value = shares[i];
+
+    tsr_rng rng;
+    tsr_rng_init(&rng, options->seed, TSR_RNG_STREAM_BOOTSTRAP);
+    for (int64_t r = 0; r < reps; r++) {
+        resample_runs(m, &rng, resample);
+        sort_doubles(resample, size);
+        shares_above(resample, size, taus, num_taus, shares);
+        for (int64_t i = 0; i < num_taus; i++) values[i * reps + r] = shares[i];
+    }
+    for (int64_t i = 0; i < num_taus; i++)
+        percentile_interval(values + i * reps, reps, options->coverage, &out[i]);
+    tsr_free(block);
+}

@@ -422,7 +422,8 @@ Test(report_cli, plots_learning_and_scaling_curves_as_svg, .init = make_tmpdir,
     char *out, *err;
     cr_assert_eq(tessera("report runs --by network.num_experts --reps 500 --curve-reps 200 "
                          "--plots figs --scale params", &out, &err), 0, "stderr: %s", err);
-    cr_expect(strstr(out, "Figures: figs/learning_curves.svg, figs/scaling.svg"), "%s", out);
+    cr_expect(strstr(out, "Figures: figs/learning_curves.svg, figs/performance_profile.svg, "
+                          "figs/scaling.svg"), "%s", out);
     char path[256];
     snprintf(path, sizeof path, "%s/figs/learning_curves.svg", tmpdir);
     cr_expect(svg_holds(path, "network.num_experts = 1"), "%s", path);
@@ -452,6 +453,31 @@ Test(report_cli, plots_learning_and_scaling_curves_as_svg, .init = make_tmpdir,
     snprintf(path, sizeof path, "%s/figs/scaling.svg", tmpdir);
     cr_expect(svg_holds(path, "network.num_experts = 4"), "%s", path);
     cr_expect(svg_holds(path, "params"), "%s", path);
+    /* The performance profile: the share of each group's final scores (1:
+     * {6, 8, 2, 4}, 4: {14, 16, 10, 12}) above 101 thresholds from the
+     * lowest final score, 2, to the highest, 16, with the curve resamples. */
+    snprintf(path, sizeof path, "%s/figs/performance_profile.dat", tmpdir);
+    dat = slurp(path);
+    cr_assert_not_null(dat);
+    const int64_t runs[] = {2, 2};
+    tsr_score_matrix e1 = {2, runs, (double[]){6, 8, 2, 4}};
+    tsr_estimate at2;
+    tsr_stats_bootstrap_score_distribution(&e1, (const double[]){2}, 1,
+                                           &(tsr_bootstrap_options){200, 0.95, 0}, &at2);
+    char line[128];
+    snprintf(line, sizeof line, "# 1\n2 0.75 %.9g %.9g\n", at2.lo, at2.hi);
+    cr_expect(strstr(dat, line), "expected %s in:\n%s", line, dat);
+    cr_expect(at2.lo < 0.75 && at2.hi == 1, "[%g, %g]", at2.lo, at2.hi);
+    cr_expect(strstr(dat, "\n9 0 0 0\n"), "group 1 at tau 9 (the 51st): %s", dat);
+    cr_expect(strstr(dat, "# 4\n2 1 1 1\n"), "%s", dat);
+    cr_expect(strstr(dat, "\n9 1 1 1\n"), "group 4 at tau 9: %s", dat);
+    int last = 0;
+    for (const char *c = dat; (c = strstr(c, "\n16 0 0 0\n")); c++) last++;
+    cr_expect_eq(last, 2, "both groups end at 0 at the highest score: %s", dat);
+    free(dat);
+    snprintf(path, sizeof path, "%s/figs/performance_profile.svg", tmpdir);
+    cr_expect(svg_holds(path, "network.num_experts = 4"), "%s", path);
+    cr_expect(svg_holds(path, "score &gt; tau") || svg_holds(path, "score > tau"), "%s", path);
     free(out);
     free(err);
 }

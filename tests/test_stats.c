@@ -241,3 +241,67 @@ Test(stats, golden_probability_of_improvement_matches_the_exact_bootstrap)
     expect_golden(tsr_stats_bootstrap_probability_of_improvement(&x, &y, &o), golden_improvement,
                   "P(X > Y)");
 }
+
+/* ---- performance profiles --------------------------------------------------- */
+
+Test(stats, score_distribution_is_the_share_of_all_runs_above_each_threshold)
+{
+    /* Ragged: 3 runs of task 0, 1 of task 1; flattened as rliable does, so
+     * task 1's run weighs as one of four. A score equal to tau is not above. */
+    const int64_t runs[] = {3, 1};
+    const double scores[] = {1, 2, 3, 4};
+    tsr_score_matrix m = {2, runs, scores};
+    const double taus[] = {0, 2, 3.5, 4, -INFINITY};
+    double out[5];
+    tsr_stats_score_distribution(&m, taus, 5, out);
+    const double want[] = {1, 0.5, 0.25, 0, 1};
+    for (int i = 0; i < 5; i++) expect_near(out[i], want[i], "share above tau");
+}
+
+Test(stats, score_distribution_intervals_resample_within_tasks_and_repeat_for_a_seed)
+{
+    /* Equal runs within each task: every resample is the matrix itself. */
+    const int64_t runs[] = {4, 3};
+    const double flat[] = {0, 0, 0, 0, 10, 10, 10};
+    tsr_score_matrix m = {2, runs, flat};
+    const double taus[] = {-1, 5, 10};
+    tsr_bootstrap_options o = tsr_bootstrap_default_options();
+    o.reps = 2000;
+    tsr_estimate e[3];
+    tsr_stats_bootstrap_score_distribution(&m, taus, 3, &o, e);
+    const double want[] = {1, 3.0 / 7, 0};
+    for (int i = 0; i < 3; i++) {
+        expect_near(e[i].value, want[i], "point");
+        cr_expect(e[i].lo == e[i].value && e[i].hi == e[i].value, "tau %g: [%g, %g]", taus[i],
+                  e[i].lo, e[i].hi);
+    }
+    const int64_t runs2[] = {3, 4};
+    const double scores[] = {0.1, 0.7, 0.3, 1.2, 0.4, 0.9, 0.2};
+    tsr_score_matrix m2 = {2, runs2, scores};
+    tsr_estimate a[3], b[3];
+    o.seed = 7;
+    tsr_stats_bootstrap_score_distribution(&m2, (const double[]){0.25, 0.5, 0.8}, 3, &o, a);
+    tsr_stats_bootstrap_score_distribution(&m2, (const double[]){0.25, 0.5, 0.8}, 3, &o, b);
+    cr_expect_eq(memcmp(a, b, sizeof a), 0, "same seed, same intervals");
+    for (int i = 0; i < 3; i++)
+        cr_expect(a[i].lo < a[i].value && a[i].value < a[i].hi, "tau %d: %g [%g, %g]", i,
+                  a[i].value, a[i].lo, a[i].hi);
+}
+
+/* make_golden_stats.py's score_distribution_0.4 and _0.9 (every bound is the
+ * exact quantile: the distributions have 9 and 5 atoms). */
+Test(stats, golden_score_distribution_and_its_interval_match_the_exact_bootstrap)
+{
+    tsr_score_matrix m = {3, golden_runs, golden_scores};
+    tsr_bootstrap_options o = tsr_bootstrap_default_options();
+    o.seed = 3;
+    const double taus[] = {0.4, 0.9};
+    const golden want[] = {
+        {7.0 / 12, 5.0 / 12, 5.0 / 12, 10.0 / 12, 10.0 / 12},
+        {3.0 / 12, 1.0 / 12, 1.0 / 12, 4.0 / 12, 4.0 / 12},
+    };
+    tsr_estimate e[2];
+    tsr_stats_bootstrap_score_distribution(&m, taus, 2, &o, e);
+    expect_golden(e[0], want[0], "score distribution at 0.4");
+    expect_golden(e[1], want[1], "score distribution at 0.9");
+}

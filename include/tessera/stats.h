@@ -112,6 +112,21 @@ tsr_estimate tsr_stats_bootstrap_probability_of_improvement(const tsr_score_matr
                                                             const tsr_score_matrix *y,
                                                             const tsr_bootstrap_options *options);
 
+/* rliable's score distribution, the performance profile of
+ * create_performance_profile (use_score_distribution = True): for each
+ * threshold taus[i], the share of the flattened runs × tasks scores above it,
+ * np.mean(scores > tau). out has num_taus values. */
+void tsr_stats_score_distribution(const tsr_score_matrix *m, const double *taus, int64_t num_taus,
+                                  double *out);
+
+/* The score distribution with stratified-bootstrap intervals, every
+ * threshold computed on the same resamples (rliable bootstraps the whole
+ * profile at once; its default there is 2,000 resamples). out has num_taus
+ * estimates. */
+void tsr_stats_bootstrap_score_distribution(const tsr_score_matrix *m, const double *taus,
+                                            int64_t num_taus, const tsr_bootstrap_options *options,
+                                            tsr_estimate *out);
+
 #ifdef __cplusplus
 }
 #endif

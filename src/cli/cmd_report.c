@@ -49,10 +49,12 @@ static int usage(FILE *out)
             "  --reps        bootstrap resamples of the intervals (default 50000)\n"
             "  --seed        seed of the bootstrap (default 0)\n"
             "  --csv         also write the numbers as CSV to FILE\n"
-            "  --plots       write learning_curves.svg (and scaling.svg with --scale) into DIR\n"
-            "                with gnuplot (Debian package gnuplot-nox)\n"
+            "  --plots       write learning_curves.svg, performance_profile.svg (and\n"
+            "                scaling.svg with --scale) into DIR with gnuplot (Debian package\n"
+            "                gnuplot-nox)\n"
             "  --scale       a numeric config key, or 'params' (parameter count), for scaling.svg\n"
-            "  --curve-reps  bootstrap resamples per learning-curve point (default 2000)\n"
+            "  --curve-reps  bootstrap resamples per learning-curve point and for the\n"
+            "                performance profile (default 2000)\n"
             "Per group: mean and median of the per-task mean scores, IQM (25%% trimmed mean over\n"
             "runs x tasks) and optimality gap (1 - mean(min(score, 1))), each with a 95%%\n"
             "stratified-bootstrap interval, and P(X > Y) between every two groups.\n");
@@ -861,14 +863,15 @@ static tsr_status run_gnuplot(const char *dir, const char *script, tsr_error *er
     return TSR_STATUS_OK;
 }
 
-static void write_plot_header(FILE *gp, const char *svg, const char *title, const char *xlabel,
+/* The start of NAME.gp, which draws NAME.svg. */
+static void write_plot_header(FILE *gp, const char *name, const char *title, const char *xlabel,
                               const char *ylabel)
 {
-    fprintf(gp, "# Written by tessera report; `gnuplot %s` in this directory redraws it.\n",
-            strstr(svg, "learning") ? "learning_curves.gp" : "scaling.gp");
+    fprintf(gp, "# Written by tessera report; `gnuplot %s.gp` in this directory redraws it.\n",
+            name);
     fprintf(gp, "set terminal svg size 900,560 noenhanced font 'sans,12' background rgb "
                 "'white'\n");
-    fprintf(gp, "set output '%s'\nset title ", svg);
+    fprintf(gp, "set output '%s.svg'\nset title ", name);
     put_gnuplot_string(gp, title);
     fprintf(gp, "\nset xlabel ");
     put_gnuplot_string(gp, xlabel);
@@ -899,7 +902,7 @@ static tsr_status plot_learning_curves(const report *rep, const char *dir, const
     snprintf(title, sizeof title, "IQM over runs x tasks, %.0f%% stratified-bootstrap band (%lld "
              "resamples)", 100 * o->coverage, (long long)o->reps);
     snprintf(ylabel, sizeof ylabel, "IQM of %s", score_name);
-    write_plot_header(gp, "learning_curves.svg", title, "agent steps", ylabel);
+    write_plot_header(gp, "learning_curves", title, "agent steps", ylabel);
     fprintf(gp, "set format x '%%.1s%%c'\n"); /* 2.5M, not 2.5e+06 */
     /* block_group[b]: the group of data block b (groups without a point
      * have none). */
@@ -981,7 +984,7 @@ static tsr_status plot_scaling(const report *rep, const char *dir, const char *b
     snprintf(title, sizeof title, "IQM over runs x tasks, %.0f%% stratified-bootstrap interval "
              "(%lld resamples)", 100 * o->coverage, (long long)o->reps);
     snprintf(ylabel, sizeof ylabel, "IQM of the final %s", score_name);
-    write_plot_header(gp, "scaling.svg", title, scale_name, ylabel);
+    write_plot_header(gp, "scaling", title, scale_name, ylabel);
     /* Widths, expert counts and parameter counts grow geometrically. */
     if (low > 0 && high / low >= 8) fprintf(gp, "set logscale x 2\n");
     if (high >= 1e4) fprintf(gp, "set format x '%%.1s%%c'\n");
@@ -1017,6 +1020,78 @@ static tsr_status plot_scaling(const report *rep, const char *dir, const char *b
     fclose(dat);
     fclose(gp);
     return run_gnuplot(dir, "scaling.gp", err);
+}
+
+/* The thresholds of performance_profile: this many, evenly spaced from the
+ * lowest final score of any run to the highest. */
+enum { profile_points = 101 };
+
+/* performance_profile.{dat,gp,svg}: per group, rliable's score distribution
+ * of the final scores (the share of runs x tasks above each threshold) with
+ * its interval. */
+static tsr_status plot_performance_profile(const report *rep, const char *dir, const char *by,
+                                           const char *score_name, const tsr_bootstrap_options *o,
+                                           tsr_error *err)
+{
+    char path[PATH_MAX];
+    FILE *dat = open_in(dir, "performance_profile.dat", path, sizeof path, err);
+    if (!dat) return err->status;
+    FILE *gp = open_in(dir, "performance_profile.gp", path, sizeof path, err);
+    if (!gp) {
+        fclose(dat);
+        return err->status;
+    }
+    double low = INFINITY, high = -INFINITY;
+    for (int64_t i = 0; i < rep->num_runs; i++) {
+        const run *r = &rep->runs[i];
+        low = fmin(low, r->eval_return[r->num_points - 1]);
+        high = fmax(high, r->eval_return[r->num_points - 1]);
+    }
+    if (high == low) { /* one score: a window around it */
+        low -= 0.5;
+        high += 0.5;
+    }
+    double taus[profile_points];
+    for (int i = 0; i < profile_points; i++)
+        taus[i] = i == profile_points - 1 ? high
+                                          : low + (high - low) * i / (double)(profile_points - 1);
+    char title[256], xlabel[160], ylabel[160];
+    snprintf(title, sizeof title, "Score distribution, %.0f%% stratified-bootstrap band (%lld "
+             "resamples)", 100 * o->coverage, (long long)o->reps);
+    snprintf(xlabel, sizeof xlabel, "final %s threshold tau", score_name);
+    snprintf(ylabel, sizeof ylabel, "fraction of runs x tasks with score > tau");
+    write_plot_header(gp, "performance_profile", title, xlabel, ylabel);
+    fprintf(gp, "set yrange [0:1]\n");
+    matrix_storage s;
+    matrix_storage_init(&s, rep);
+    tsr_estimate profile[profile_points];
+    for (int g = 0; g < rep->num_groups; g++) {
+        tsr_score_matrix m;
+        int64_t runs;
+        gather(rep, &(selection){g, NAN, NULL, -1}, &s, &m, &runs);
+        tsr_stats_bootstrap_score_distribution(&m, taus, profile_points, o, profile);
+        fprintf(dat, "# %s\n", rep->groups[g]);
+        for (int i = 0; i < profile_points; i++)
+            fprintf(dat, "%.9g %.9g %.9g %.9g\n", taus[i], profile[i].value, profile[i].lo,
+                    profile[i].hi);
+        fprintf(dat, "\n\n");
+    }
+    /* Every band first, then every line, so that no band covers a line. */
+    fprintf(gp, "plot ");
+    for (int g = 0; g < rep->num_groups; g++)
+        fprintf(gp, "%s'performance_profile.dat' index %d using 1:3:4 with filledcurves lc rgb "
+                    "'%s' fs transparent solid 0.2 noborder notitle",
+                g ? ", \\\n  " : "", g, palette[g % num_colors]);
+    for (int g = 0; g < rep->num_groups; g++) {
+        fprintf(gp, ", \\\n  'performance_profile.dat' index %d using 1:2 with lines lw 2 lc rgb "
+                    "'%s' title ", g, palette[g % num_colors]);
+        put_group_title(gp, by, rep->groups[g]);
+    }
+    fprintf(gp, "\n");
+    matrix_storage_fini(&s);
+    fclose(dat);
+    fclose(gp);
+    return run_gnuplot(dir, "performance_profile.gp", err);
 }
 
 /* ---- the command ----------------------------------------------------------- */
@@ -1190,7 +1265,10 @@ int tsr_cmd_report(int argc, char **argv)
         if (plot_learning_curves(&rep, plots, by_text, score_name, &curve_options, &err) !=
             TSR_STATUS_OK)
             goto done;
-        printf("\nFigures: %s/learning_curves.svg", plots);
+        if (plot_performance_profile(&rep, plots, by_text, score_name, &curve_options, &err) !=
+            TSR_STATUS_OK)
+            goto done;
+        printf("\nFigures: %s/learning_curves.svg, %s/performance_profile.svg", plots, plots);
         if (scale_text) {
             if (plot_scaling(&rep, plots, by_text, scale_text, score_name, &options, &err) !=
                 TSR_STATUS_OK)

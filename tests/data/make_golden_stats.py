@@ -17,6 +17,8 @@ rliable's definitions, written out here rather than imported:
   IQM      = scipy.stats.trim_mean(flattened, 0.25): with n values sorted,
              lowercut = floor(0.25 n), the mean of sorted[lowercut : n - lowercut]
   opt. gap = 1 - mean(min(score, 1)) over the flattened scores (gamma = 1)
+  score distribution at tau = np.mean(flattened > tau) (the performance
+             profile of create_performance_profile), at tau = 0.4 and 0.9
 and the percentile interval is np.percentile(bootstrap values, [2.5, 97.5]).
 
 Also the probability of improvement of this matrix (X) over a second one (Y,
@@ -52,6 +54,8 @@ SCORES_Y = [
     ["1.00", "0.95", "1.30", "0.80"],
     ["0.40", "0.15", "0.05", "0.60"],
 ]
+# thresholds of the score distribution (rliable's performance profile)
+PROFILE_TAUS = ["0.4", "0.9"]
 REPS = 50_000
 SIGMAS = 5
 
@@ -78,6 +82,10 @@ def metrics(tasks):
         "median": median(task_means),
         "iqm": trim_mean(flat, Fraction(1, 4)),
         "optimality_gap": 1 - sum((min(x, Fraction(1)) for x in flat), Fraction(0)) / len(flat),
+        # the score distribution (performance profile) at two thresholds:
+        # np.mean(flat > tau)
+        **{f"score_distribution_{tau}": Fraction(sum(x > Fraction(tau) for x in flat), len(flat))
+           for tau in PROFILE_TAUS},
     }
 
 
