@@ -292,8 +292,8 @@ Test(report_cli, a_row_still_being_written_leaves_its_run_unfinished, .init = ma
 }
 
 /* The table's caveats: raw returns of several tasks pooled, a group over
- * fewer tasks than the others, tasks with one run. Balanced, normalised
- * runs get none of them. */
+ * fewer tasks than the others, tasks with one run, a task's runs of
+ * different budgets. Balanced, normalised runs get none of them. */
 Test(report_cli, says_when_the_aggregates_are_weaker_than_they_look, .init = make_tmpdir,
      .fini = remove_tmpdir)
 {
@@ -322,6 +322,29 @@ Test(report_cli, says_when_the_aggregates_are_weaker_than_they_look, .init = mak
                           "those alone"), "%s", out);
     cr_expect(strstr(out, "Note: group 8 has 1 task with a single run"), "%s", out);
     cr_expect(!strstr(out, "group 1 has") && !strstr(out, "group 4 has"), "%s", out);
+    cr_expect(!strstr(out, "budget"), "runs without run.training_steps: %s", out);
+    free(out);
+    free(err);
+    /* Group 4's Breakout runs trained 3 x 1,000 and 3 x 2,000 agent steps;
+     * its Asterix runs and group 1 have one budget each. */
+    const char *steps[][2] = {{"e4/breakout-s0", "1000"}, {"e4/breakout-s1", "2000"},
+                              {"e4/asterix-s0", "1000"},  {"e4/asterix-s1", "1000"},
+                              {"e1/breakout-s0", "500"},  {"e1/breakout-s1", "500"}};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/runs/%s/config.ini", tmpdir, steps[i][0]);
+        f = fopen(path, "a");
+        cr_assert_not_null(f);
+        fprintf(f, "training_steps = %s\n", steps[i][1]);
+        fclose(f);
+    }
+    cr_assert_eq(tessera(args, &out, &err), 0, "stderr: %s", err);
+    cr_expect(strstr(out, "Note: group 4, task minatar/breakout mixes runs of different budgets, "
+                          "3000 to 6000 agent steps (run.iterations x run.training_steps)"),
+              "%s", out);
+    int notes = 0;
+    for (const char *c = out; (c = strstr(c, "different budgets")); c++) notes++;
+    cr_expect_eq(notes, 1, "%s", out);
     free(out);
     free(err);
 }

@@ -121,13 +121,14 @@ typedef struct run {
     char group[TSR_CONFIG_STRING_BYTES]; /* value of --by, or "all" */
     double scale;                        /* value of --scale, NAN without */
     int64_t num_points;                  /* finished iterations */
+    int64_t budget;                      /* run.iterations x run.training_steps; 0: unknown */
     double *agent_steps;                 /* (num_points) */
     double *eval_return;                 /* (num_points), normalised; NAN where not evaluated */
     int task_id, group_id;
 } run;
 
 /* Values of the keys a report needs, from one config.ini (parsed by inih). */
-enum { PROBE_TASK, PROBE_ITERATIONS, PROBE_BY, PROBE_SCALE, PROBE_COUNT };
+enum { PROBE_TASK, PROBE_ITERATIONS, PROBE_BY, PROBE_SCALE, PROBE_STEPS, PROBE_COUNT };
 
 typedef struct config_probe {
     const config_key *keys[PROBE_COUNT]; /* NULL: not wanted */
@@ -389,14 +390,15 @@ static tsr_status load_run(const load_context *ctx, const char *dir, report *rep
     snprintf(config_path, sizeof config_path, "%s/config.ini", dir);
     snprintf(metrics_path, sizeof metrics_path, "%s/metrics.csv", dir);
     config_key task_key = {"env", "name", NULL}, iterations_key = {"run", "iterations", NULL};
-    config_probe probe = {{&task_key, &iterations_key, ctx->by, ctx->scale}, {{0}}, {0}};
+    config_key steps_key = {"run", "training_steps", NULL};
+    config_probe probe = {{&task_key, &iterations_key, ctx->by, ctx->scale, &steps_key}, {{0}}, {0}};
     int line = ini_parse(config_path, on_config_entry, &probe);
     if (line < 0)
         return tsr_error_set(err, TSR_STATUS_IO, "cannot read %s", config_path);
     if (line > 0)
         return tsr_error_set(err, TSR_STATUS_FORMAT, "%s:%d: not INI syntax", config_path, line);
     for (int i = 0; i < PROBE_COUNT; i++)
-        if (probe.keys[i] && !probe.found[i])
+        if (probe.keys[i] && !probe.found[i] && i != PROBE_STEPS) /* steps: for a note only */
             return tsr_error_set(err, TSR_STATUS_FORMAT, "%s has no %s.%s", config_path,
                                  probe.keys[i]->section, probe.keys[i]->name);
     char *end;
@@ -435,6 +437,9 @@ static tsr_status load_run(const load_context *ctx, const char *dir, report *rep
                 tsr_config_format_value(ctx->by->entry, scratch, r.group, sizeof r.group);
             tsr_free(scratch);
         }
+        long long steps = 0;
+        if (probe.found[PROBE_STEPS]) steps = strtoll(probe.values[PROBE_STEPS], &end, 10);
+        r.budget = steps > 0 && !*end ? iterations * steps : 0;
         r.scale = NAN;
         if (ctx->scale && !parse_double(probe.values[PROBE_SCALE], &r.scale))
             st = tsr_error_set(err, TSR_STATUS_FORMAT, "%s: %s.%s = '%s' is not a number",
@@ -721,7 +726,7 @@ static void print_aggregates(const report *rep, const char *group_header,
 /* What makes the aggregates above weaker than they look, said under the
  * table: raw returns of several tasks pooled, groups over different task
  * sets (rliable requires one set), tasks with one run (the bootstrap cannot
- * vary them). */
+ * vary them), a task's runs of different budgets. */
 static void print_caveats(const report *rep, bool normalized)
 {
     if (!normalized && rep->num_tasks > 1)
@@ -749,6 +754,23 @@ static void print_caveats(const report *rep, bool normalized)
                    "vary: the intervals leave out %s uncertainty.\n",
                    name ? "group " : "", name ? name : "", name ? " has " : "", single,
                    single == 1 ? "" : "s", single == 1 ? "its" : "their");
+        /* Runs of one task trained for different numbers of agent steps
+         * (iterations x training_steps) are scores of different budgets. */
+        for (int t = 0; t < rep->num_tasks; t++) {
+            int64_t low = INT64_MAX, high = 0;
+            for (int64_t i = 0; i < rep->num_runs; i++) {
+                const run *r = &rep->runs[i];
+                if (r->group_id != g || r->task_id != t || !r->budget) continue;
+                low = r->budget < low ? r->budget : low;
+                high = r->budget > high ? r->budget : high;
+            }
+            if (high > low)
+                printf("\nNote: %s%s%s%s mixes runs of different budgets, %lld to %lld agent "
+                       "steps (run.iterations x run.training_steps): its scores are not of "
+                       "one budget.\n",
+                       name ? "group " : "", name ? name : "", name ? ", task " : "task ",
+                       rep->tasks[t], (long long)low, (long long)high);
+        }
     }
     tsr_free(runs);
 }
