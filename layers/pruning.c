@@ -563,7 +563,10 @@ bool tsr_pruner_schedule_fits(const tsr_pruner *p, int64_t expected_updates, cha
         return false;
     }
     int64_t last = (expected_updates - 1) / freq * freq; /* >= first: checked above */
-    if (!one_mask && p->end / freq * freq > last) { /* a mask update the run misses */
+    /* A mask update the run misses, and with it sparsity (with update_freq
+     * 1 the update before `end` already reaches the target). */
+    if (!one_mask && p->end / freq * freq > last &&
+        tsr_pruner_sparsity_at(p, last) < c->target_sparsity) {
         snprintf(msg, size,
                  "pruning: the schedule ends at gradient update %lld (pruning.end_step), but "
                  "this run makes about %lld updates: its last mask, before update %lld, has "

@@ -199,6 +199,12 @@ Test(pruner, schedule_fits_names_a_schedule_beyond_the_runs_updates)
               "%s", msg);
     cr_expect(tsr_pruner_schedule_fits(p, 1050, msg, sizeof msg), "no mask update in 1001..1050");
     tsr_pruner_free(p);
+    /* Every update: the one before the end (999) already has the target. */
+    gmp = steps_config(0.5, 0, 1000, 1);
+    p = new_pruner(&params, &gmp, 0);
+    cr_expect(tsr_pruner_schedule_fits(p, 1000, msg, sizeof msg), "%s", msg);
+    cr_expect_not(tsr_pruner_schedule_fits(p, 999, msg, sizeof msg));
+    tsr_pruner_free(p);
 
     gmp = steps_config(0.5, 950, 2000, 100); /* first mask at 1,000 */
     p = new_pruner(&params, &gmp, 0);

@@ -169,9 +169,8 @@ int64_t tsr_pruner_end_step(const tsr_pruner *pruner);
  * tsr_run_expected_updates: a run makes at least that many, a few more when
  * its last episodes run past the step budget). When the first mask update
  * is at or beyond that count (the network would most likely stay dense), or
- * a gmp window has mask updates beyond it (the masks would stop short of the
- * schedule's final sparsity), writes a sentence saying so to `msg` and
- * returns false.
+ * a gmp window has mask updates beyond it that the masks need to reach
+ * target_sparsity, writes a sentence saying so to `msg` and returns false.
  * Fractions fit by construction; none and static always fit. */
 bool tsr_pruner_schedule_fits(const tsr_pruner *pruner, int64_t expected_updates, char *msg,
                               size_t size);

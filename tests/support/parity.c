@@ -66,13 +66,11 @@ void tsr_test_free_result(tsr_test_run_result *r)
     for (int i = 0; i < TSR_TEST_MAX_INPUTS; i++) tsr_tensor_free(r->grad[i]);
 }
 
-/* oneDNN against the reference kernels, forward and every input gradient.
- * DNNL_ALL: every oneDNN primitive the op has, also those the DNNL backend
- * passes over on this CPU for being oneDNN's generic "ref" implementation. */
-void tsr_test_check_parity(tsr_test_forward_fn op, tsr_tensor *const *inputs, int count, void *user,
-                         const char *what)
+/* oneDNN against the reference kernels, forward and every input gradient. */
+void tsr_test_check_parity_on(tsr_backend backend, tsr_test_forward_fn op,
+                              tsr_tensor *const *inputs, int count, void *user, const char *what)
 {
-    tsr_test_run_result fast = tsr_test_run_op(TSR_BACKEND_DNNL_ALL, op, inputs, count, user);
+    tsr_test_run_result fast = tsr_test_run_op(backend, op, inputs, count, user);
     tsr_test_run_result ref = tsr_test_run_op(TSR_BACKEND_REFERENCE, op, inputs, count, user);
     char label[160];
     snprintf(label, sizeof label, "%s forward", what);
@@ -86,3 +84,9 @@ void tsr_test_check_parity(tsr_test_forward_fn op, tsr_tensor *const *inputs, in
     tsr_test_free_result(&ref);
 }
 
+
+void tsr_test_check_parity(tsr_test_forward_fn op, tsr_tensor *const *inputs, int count, void *user,
+                           const char *what)
+{
+    tsr_test_check_parity_on(TSR_BACKEND_DNNL_ALL, op, inputs, count, user, what);
+}

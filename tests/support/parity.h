@@ -13,9 +13,15 @@ void tsr_test_expect_parity(const tsr_tensor *got, const tsr_tensor *want, const
 
 /* Runs `op` once on the oneDNN backend and once on the reference kernels,
  * backpropagates the same random output gradient, and compares the output
- * and the gradient of every input that requires one (at most 4 inputs). */
+ * and the gradient of every input that requires one (at most 4 inputs).
+ * The oneDNN side is TSR_BACKEND_DNNL_ALL: every primitive the op has, also
+ * those training's DNNL backend passes over on this CPU. */
 void tsr_test_check_parity(tsr_test_forward_fn op, tsr_tensor *const *inputs, int count,
                            void *user, const char *what);
+/* The same with the oneDNN side on `backend` (TSR_BACKEND_DNNL: what
+ * training runs). */
+void tsr_test_check_parity_on(tsr_backend backend, tsr_test_forward_fn op,
+                              tsr_tensor *const *inputs, int count, void *user, const char *what);
 
 enum { TSR_TEST_MAX_INPUTS = 4 };
 
