@@ -527,6 +527,20 @@ Test(report_cli, a_numeric_scale_key_draws_one_point_per_value, .init = make_tmp
     free(err);
 }
 
+/* A figure file that cannot be written stops the report, naming it and why
+ * (here the script's name is taken by a directory). */
+Test(report_cli, an_unwritable_figure_file_is_named, .init = make_tmpdir, .fini = remove_tmpdir)
+{
+    write_runs();
+    make_dirs("figs/performance_profile.gp");
+    char *out, *err;
+    cr_expect_eq(tessera("report runs --reps 100 --curve-reps 100 --plots figs", &out, &err), 1);
+    cr_expect(strstr(err, "cannot write figs/performance_profile.gp: Is a directory"),
+              "stderr: %s", err);
+    free(out);
+    free(err);
+}
+
 Test(report_cli, plots_without_gnuplot_say_which_package_to_install, .init = make_tmpdir,
      .fini = remove_tmpdir)
 {

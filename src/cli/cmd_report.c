@@ -848,12 +848,28 @@ static void put_group_title(FILE *out, const char *by, const char *group)
     put_gnuplot_string(out, title);
 }
 
-static FILE *open_in(const char *dir, const char *name, char *path, size_t size, tsr_error *err)
+/* Opens DIR/NAME.dat and DIR/NAME.gp for writing; on failure neither is
+ * left open and err says which. */
+static tsr_status open_plot_files(const char *dir, const char *name, FILE **dat, FILE **gp,
+                                  tsr_error *err)
 {
-    snprintf(path, size, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    if (!f) tsr_error_set(err, TSR_STATUS_IO, "cannot write %s: %s", path, strerror(errno));
-    return f;
+    char path[PATH_MAX];
+    *gp = NULL;
+    snprintf(path, sizeof path, "%s/%s.dat", dir, name);
+    *dat = fopen(path, "w");
+    if (*dat) {
+        snprintf(path, sizeof path, "%s/%s.gp", dir, name);
+        *gp = fopen(path, "w");
+        if (!*gp) {
+            int saved = errno;
+            fclose(*dat);
+            *dat = NULL;
+            errno = saved;
+        }
+    }
+    if (!*dat)
+        return tsr_error_set(err, TSR_STATUS_IO, "cannot write %s: %s", path, strerror(errno));
+    return TSR_STATUS_OK;
 }
 
 /* Runs `gnuplot SCRIPT` inside `dir` (the script names its files relative to
@@ -909,14 +925,8 @@ static tsr_status plot_learning_curves(const report *rep, const char *dir, const
                                        const char *score_name, const tsr_bootstrap_options *o,
                                        tsr_error *err)
 {
-    char path[PATH_MAX];
-    FILE *dat = open_in(dir, "learning_curves.dat", path, sizeof path, err);
-    if (!dat) return err->status;
-    FILE *gp = open_in(dir, "learning_curves.gp", path, sizeof path, err);
-    if (!gp) {
-        fclose(dat);
-        return err->status;
-    }
+    FILE *dat, *gp;
+    if (open_plot_files(dir, "learning_curves", &dat, &gp, err) != TSR_STATUS_OK) return err->status;
     matrix_storage s;
     matrix_storage_init(&s, rep);
     char title[256];
@@ -986,14 +996,8 @@ static tsr_status plot_scaling(const report *rep, const char *dir, const char *b
                                const char *scale_name, const char *score_name,
                                const tsr_bootstrap_options *o, tsr_error *err)
 {
-    char path[PATH_MAX];
-    FILE *dat = open_in(dir, "scaling.dat", path, sizeof path, err);
-    if (!dat) return err->status;
-    FILE *gp = open_in(dir, "scaling.gp", path, sizeof path, err);
-    if (!gp) {
-        fclose(dat);
-        return err->status;
-    }
+    FILE *dat, *gp;
+    if (open_plot_files(dir, "scaling", &dat, &gp, err) != TSR_STATUS_OK) return err->status;
     matrix_storage s;
     matrix_storage_init(&s, rep);
     double *values = tsr_malloc((size_t)rep->num_runs * sizeof *values);
@@ -1055,14 +1059,8 @@ static tsr_status plot_performance_profile(const report *rep, const char *dir, c
                                            const char *score_name, const tsr_bootstrap_options *o,
                                            tsr_error *err)
 {
-    char path[PATH_MAX];
-    FILE *dat = open_in(dir, "performance_profile.dat", path, sizeof path, err);
-    if (!dat) return err->status;
-    FILE *gp = open_in(dir, "performance_profile.gp", path, sizeof path, err);
-    if (!gp) {
-        fclose(dat);
-        return err->status;
-    }
+    FILE *dat, *gp;
+    if (open_plot_files(dir, "performance_profile", &dat, &gp, err) != TSR_STATUS_OK) return err->status;
     double low = INFINITY, high = -INFINITY;
     for (int64_t i = 0; i < rep->num_runs; i++) {
         const run *r = &rep->runs[i];
