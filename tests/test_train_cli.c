@@ -1,11 +1,13 @@
 /* `tessera train` and `tessera eval` run as a user runs them: config errors,
  * the run directory's files, bit-identical reruns, evaluating a run. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -255,6 +257,61 @@ Test(train_cli, a_pruning_schedule_beyond_the_runs_updates_is_warned_about, .ini
         free(out);
         free(err);
     }
+}
+
+/* Two trainings of one run directory would write the same files: while
+ * another process holds the directory's lock (here the test itself), a
+ * resume and a new run there are refused and change nothing; once it is
+ * released, the resume goes ahead. */
+Test(train_cli, a_run_directory_in_use_is_refused, .init = make_tmpdir, .fini = remove_tmpdir)
+{
+    char *out, *err, args[1024], dir[256], path[320];
+    snprintf(dir, sizeof dir, "%s/run", tmpdir);
+    snprintf(args, sizeof args, "train %s --set run.iterations=3 --run-dir %s", SHORT_RUN, dir);
+    cr_assert_eq(tessera(args, &out, &err), 0, "stderr: %s", err);
+    free(out);
+    free(err);
+    /* Back to 2 of 3 iterations done, as if killed during the third. */
+    snprintf(path, sizeof path, "%s/checkpoints/ckpt-000003.h5", dir);
+    cr_assert_eq(unlink(path), 0);
+    snprintf(path, sizeof path, "%s/metrics.csv", dir);
+    char *before = tsr_test_slurp(path, NULL);
+    cr_assert_not_null(before);
+
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(flock(fd, LOCK_EX | LOCK_NB), 0);
+    snprintf(args, sizeof args, "train --resume %s --quiet", dir);
+    cr_expect_eq(tessera(args, &out, &err), 1);
+    cr_expect(strstr(err, "run is in use by another tessera train (it holds the directory's "
+                          "lock); nothing was changed"), "stderr: %s", err);
+    free(out);
+    free(err);
+    char *after = tsr_test_slurp(path, NULL);
+    cr_expect_str_eq(after, before, "metrics.csv changed");
+    free(after);
+
+    char other[256];
+    snprintf(other, sizeof other, "%s/empty", tmpdir);
+    cr_assert_eq(mkdir(other, 0777), 0);
+    int fd2 = open(other, O_RDONLY | O_DIRECTORY);
+    cr_assert_eq(flock(fd2, LOCK_EX | LOCK_NB), 0);
+    snprintf(args, sizeof args, "train %s --run-dir %s", SHORT_RUN, other);
+    cr_expect_eq(tessera(args, &out, &err), 1);
+    cr_expect(strstr(err, "empty is in use by another tessera train"), "stderr: %s", err);
+    snprintf(path, sizeof path, "%s/config.ini", other);
+    cr_expect_neq(access(path, F_OK), 0, "a refused new run wrote its config");
+    free(out);
+    free(err);
+    close(fd2);
+
+    close(fd); /* releases the lock */
+    snprintf(args, sizeof args, "train --resume %s --quiet", dir);
+    cr_expect_eq(tessera(args, &out, &err), 0, "stderr: %s", err);
+    cr_expect(strstr(out, "(iteration 2 of 3)"), "stdout: %s", out);
+    free(out);
+    free(err);
+    free(before);
 }
 
 Test(train_cli, a_run_writes_its_config_metrics_and_checkpoints_and_evaluates,

@@ -3,11 +3,13 @@
  * checkpoints in a run directory; `tessera train --resume RUN_DIR` continues
  * a run from its newest complete checkpoint. */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -370,6 +372,30 @@ static bool write_config(const tsr_run_schema *schema, const tsr_run_config *cfg
     return fclose(f) == 0;
 }
 
+/* Takes an exclusive lock on the run directory itself (flock on the
+ * directory; no file is left behind) for the rest of the process: two
+ * trainings of one run directory would write the same checkpoints and
+ * metrics. The kernel drops the lock when the process ends, however it
+ * ends. False, saying why, when another process holds it. */
+static bool lock_run_dir(const char *run_dir)
+{
+    int fd = open(run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "tessera train: cannot open %s: %s\n", run_dir, strerror(errno));
+        return false;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            fprintf(stderr, "tessera train: %s is in use by another tessera train (it holds the "
+                            "directory's lock); nothing was changed\n", run_dir);
+        else
+            fprintf(stderr, "tessera train: cannot lock %s: %s\n", run_dir, strerror(errno));
+        close(fd);
+        return false;
+    }
+    return true; /* fd stays open: the lock lasts until the process exits */
+}
+
 /* Where a run starts: a new run directory, or a resumed one with its
  * runner loaded from the newest checkpoint. */
 static int prepare(train_args *a, const tsr_run_schema *schema, tsr_run_config *cfg,
@@ -387,6 +413,7 @@ static int prepare(train_args *a, const tsr_run_schema *schema, tsr_run_config *
             return 1;
         }
         snprintf(run_dir, run_dir_size, "%s", a->resume_dir);
+        if (stat(run_dir, &sb) == 0 && !lock_run_dir(run_dir)) return 1;
         char checkpoint[4700], config_path[4700];
         int64_t iteration = 0;
         snprintf(config_path, sizeof config_path, "%s/config.ini", run_dir);
@@ -518,6 +545,7 @@ static int prepare(train_args *a, const tsr_run_schema *schema, tsr_run_config *
                 strerror(errno));
         return 1;
     }
+    if (!lock_run_dir(run_dir)) return 1;
     return write_config(schema, cfg, run_dir, a->quiet) ? 0 : 1;
 }
 
