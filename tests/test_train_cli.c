@@ -261,7 +261,7 @@ Test(train_cli, a_pruning_schedule_beyond_the_runs_updates_is_warned_about, .ini
 
 /* Two trainings of one run directory would write the same files: while
  * another process holds the directory's lock (here the test itself), a
- * resume and a new run there are refused and change nothing; once it is
+ * resume and new runs there are refused and change nothing; once it is
  * released, the resume goes ahead. */
 Test(train_cli, a_run_directory_in_use_is_refused, .init = make_tmpdir, .fini = remove_tmpdir)
 {
@@ -285,6 +285,14 @@ Test(train_cli, a_run_directory_in_use_is_refused, .init = make_tmpdir, .fini = 
     cr_expect_eq(tessera(args, &out, &err), 1);
     cr_expect(strstr(err, "run is in use by another tessera train (it holds the directory's "
                           "lock); nothing was changed"), "stderr: %s", err);
+    free(out);
+    free(err);
+    /* A new run on it is refused for the lock, not for the metrics: the
+     * "holds a run" check is made under the lock, so two new runs started
+     * at once on one directory cannot both pass it. */
+    snprintf(args, sizeof args, "train %s --run-dir %s", SHORT_RUN, dir);
+    cr_expect_eq(tessera(args, &out, &err), 1);
+    cr_expect(strstr(err, "run is in use by another tessera train"), "stderr: %s", err);
     free(out);
     free(err);
     char *after = tsr_test_slurp(path, NULL);

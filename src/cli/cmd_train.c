@@ -396,6 +396,31 @@ static bool lock_run_dir(const char *run_dir)
     return true; /* fd stays open: the lock lasts until the process exits */
 }
 
+/* True, saying why, when RUN_DIR already holds a run that a new one would
+ * overwrite: its metrics, or checkpoint files (put there by hand, or a run
+ * whose metrics were removed) that a new run would mix with its own. */
+static bool holds_a_run(const char *run_dir)
+{
+    char path[4600];
+    tsr_error err;
+    snprintf(path, sizeof path, "%s/metrics.csv", run_dir);
+    if (access(path, F_OK) == 0) {
+        fprintf(stderr, "tessera train: %s already holds a run (metrics.csv); continue it, if "
+                        "unfinished, with --resume %s, or choose another --run-dir\n",
+                run_dir, run_dir);
+        return true;
+    }
+    int64_t newest;
+    tsr_status found = tsr_checkpoint_find_latest(run_dir, path, sizeof path, &newest, NULL, &err);
+    if (found != TSR_STATUS_IO) { /* IO: no checkpoint file (a cut save's .tmp does not count) */
+        fprintf(stderr, "tessera train: %s/checkpoints already holds checkpoint files; resume that "
+                        "run with --resume %s, or choose another --run-dir\n", run_dir, run_dir);
+        if (found != TSR_STATUS_OK) fprintf(stderr, "  (%s)\n", err.message);
+        return true;
+    }
+    return false;
+}
+
 /* Where a run starts: a new run directory, or a resumed one with its
  * runner loaded from the newest checkpoint. */
 static int prepare(train_args *a, const tsr_run_schema *schema, tsr_run_config *cfg,
@@ -515,37 +540,27 @@ static int prepare(train_args *a, const tsr_run_schema *schema, tsr_run_config *
     } else {
         snprintf(run_dir, run_dir_size, "%s", a->run_dir);
     }
-    char path[4600];
-    snprintf(path, sizeof path, "%s/metrics.csv", run_dir);
-    if (access(path, F_OK) == 0) {
-        fprintf(stderr, "tessera train: %s already holds a run (metrics.csv); continue it, if "
-                        "unfinished, with --resume %s, or choose another --run-dir\n",
-                run_dir, run_dir);
-        return 1;
-    }
-    /* Checkpoints without metrics (files put there by hand, or a run whose
-     * metrics were removed) belong to something else: a new run would mix
-     * its checkpoints with them. */
-    int64_t newest;
-    tsr_status found = tsr_checkpoint_find_latest(run_dir, path, sizeof path, &newest, NULL, &err);
-    if (found != TSR_STATUS_IO) { /* IO: no checkpoint file (a cut save's .tmp does not count) */
-        fprintf(stderr, "tessera train: %s/checkpoints already holds checkpoint files; resume that "
-                        "run with --resume %s, or choose another --run-dir\n", run_dir, run_dir);
-        if (found != TSR_STATUS_OK) fprintf(stderr, "  (%s)\n", err.message);
-        return 1;
-    }
-    /* The agent first: a config that builds no agent (an encoder that does
-     * not fit the observations) leaves no run directory behind. */
+    /* The "holds a run already" check is made under the directory's lock:
+     * two new runs started at once on one directory cannot both pass it. A
+     * directory that does not exist yet is locked once created (after the
+     * agent is built, so a config that builds none leaves nothing behind)
+     * and checked again, in case another run created it meanwhile. */
+    struct stat sb;
+    bool existed = stat(run_dir, &sb) == 0 && S_ISDIR(sb.st_mode);
+    if (existed && !lock_run_dir(run_dir)) return 1;
+    if (holds_a_run(run_dir)) return 1;
     if (tsr_runner_new(runner, cfg, true, &err) != TSR_STATUS_OK) {
         fprintf(stderr, "tessera train: %s\n", err.message);
         return 1;
     }
-    if (!tsr_cli_make_dirs(run_dir)) {
-        fprintf(stderr, "tessera train: cannot create run directory %s: %s\n", run_dir,
-                strerror(errno));
-        return 1;
+    if (!existed) {
+        if (!tsr_cli_make_dirs(run_dir)) {
+            fprintf(stderr, "tessera train: cannot create run directory %s: %s\n", run_dir,
+                    strerror(errno));
+            return 1;
+        }
+        if (!lock_run_dir(run_dir) || holds_a_run(run_dir)) return 1;
     }
-    if (!lock_run_dir(run_dir)) return 1;
     return write_config(schema, cfg, run_dir, a->quiet) ? 0 : 1;
 }
 
