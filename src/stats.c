@@ -27,6 +27,11 @@ static void check_matrix(const tsr_score_matrix *m)
     for (int64_t t = 0; t < m->num_tasks; t++)
         TSR_ASSERT_MSG(m->num_runs[t] >= 1, "task %lld has %lld runs", (long long)t,
                        (long long)m->num_runs[t]);
+    /* A NaN would poison every aggregate and break the sorts' order. */
+    int64_t size = tsr_score_matrix_size(m);
+    for (int64_t i = 0; i < size; i++)
+        TSR_ASSERT_MSG(isfinite(m->scores[i]), "score %lld of the matrix is %g; scores must be "
+                       "finite", (long long)i, m->scores[i]);
 }
 
 int64_t tsr_score_matrix_size(const tsr_score_matrix *m)

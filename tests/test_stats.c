@@ -3,6 +3,7 @@
  * matrix computed by tests/data/make_golden_stats.py. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <signal.h>
 #include <string.h>
 
 #include "tessera/stats.h"
@@ -304,4 +305,15 @@ Test(stats, golden_score_distribution_and_its_interval_match_the_exact_bootstrap
     tsr_stats_bootstrap_score_distribution(&m, taus, 2, &o, e);
     expect_golden(e[0], want[0], "score distribution at 0.4");
     expect_golden(e[1], want[1], "score distribution at 0.9");
+}
+
+/* Scores must be finite: a NaN would poison the aggregates and break the
+ * sorts' order silently, so it stops the program. */
+Test(stats, a_nan_score_aborts, .signal = SIGABRT)
+{
+    const int64_t runs[] = {2, 1};
+    const double scores[] = {1, NAN, 3};
+    tsr_score_matrix m = {2, runs, scores};
+    double out[TSR_AGGREGATE_COUNT];
+    tsr_stats_aggregates(&m, out);
 }

@@ -43,7 +43,7 @@ extern "C" {
 
 /* A runs × tasks score matrix, task-major: task 0's num_runs[0] scores, then
  * task 1's, ... Views only: the matrix owns nothing. Every task has at least
- * one run; scores are finite. */
+ * one run; scores are finite (the functions below abort on one that is not). */
 typedef struct tsr_score_matrix {
     int64_t num_tasks;
     const int64_t *num_runs; /* (num_tasks) */
