@@ -798,18 +798,39 @@ static hsize_t dims_numel(int ndim, const hsize_t *dims)
     return numel;
 }
 
-/* The share of exact zeros among a float dataset's values (NaN when they
- * cannot be read, or there are none). */
-static double float_sparsity(hid_t ds, int ndim, const hsize_t *dims)
+/* The share of exact zeros among a numeric dataset's values (NaN when they
+ * cannot be read, or there are none): for a parameter its sparsity, for a
+ * mask (1 = kept) the share pruned. Read as doubles, a block of leading-axis
+ * rows at a time, so a large replay array needs no copy of its size. */
+static double zero_share(hid_t ds, int ndim, const hsize_t *dims)
 {
     hsize_t numel = dims_numel(ndim, dims);
     if (numel == 0) return NAN;
-    double *buf = tsr_malloc((size_t)numel * sizeof *buf);
+    hsize_t row = numel / dims[0]; /* values per leading-axis row */
+    const hsize_t block = (hsize_t)1 << 20; /* values per read */
+    hsize_t rows = row < block ? block / row : 1;
+    if (rows > dims[0]) rows = dims[0];
+    double *buf = tsr_malloc((size_t)(rows * row) * sizeof *buf);
+    hid_t file_space = H5Dget_space(ds);
+    hsize_t start[H5S_MAX_RANK] = {0}, count[H5S_MAX_RANK];
+    for (int i = 0; i < ndim; i++) count[i] = dims[i];
     double zeros = 0;
-    if (H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0)
-        for (hsize_t i = 0; i < numel; i++) zeros += buf[i] == 0.0;
-    else
-        zeros = NAN;
+    for (hsize_t r = 0; r < dims[0] && !isnan(zeros); r += rows) {
+        start[0] = r;
+        count[0] = dims[0] - r < rows ? dims[0] - r : rows;
+        hsize_t n = count[0] * row;
+        hid_t mem_space = H5Screate_simple(1, &n, NULL);
+        bool read = file_space >= 0 && mem_space >= 0 &&
+                    H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
+                    H5Dread(ds, H5T_NATIVE_DOUBLE, mem_space, file_space, H5P_DEFAULT, buf) >= 0;
+        if (mem_space >= 0) H5Sclose(mem_space);
+        if (!read) {
+            zeros = NAN;
+            break;
+        }
+        for (hsize_t i = 0; i < n; i++) zeros += buf[i] == 0.0;
+    }
+    if (file_space >= 0) H5Sclose(file_space);
     tsr_free(buf);
     return zeros / (double)numel;
 }
@@ -847,8 +868,8 @@ static herr_t inspect_one(hid_t group, const char *name, const H5L_info_t *info,
             fprintf(s->out, "  %-56s %-8s %-22s (unreadable)\n", name, tname, "scalar");
             s->unreadable++;
         }
-    } else if (ndim > 0 && (cls == TSR_CKPT_F32 || cls == TSR_CKPT_F64)) {
-        double sparsity = float_sparsity(obj, ndim, dims);
+    } else if (ndim > 0 && cls >= 0) {
+        double sparsity = zero_share(obj, ndim, dims);
         if (isnan(sparsity) && dims_numel(ndim, dims) > 0) {
             fprintf(s->out, "  %-56s %-8s %-22s (unreadable)\n", name, tname, shape_text);
             s->unreadable++;
@@ -902,7 +923,7 @@ tsr_status tsr_checkpoint_inspect(const char *path, FILE *out, tsr_error *err)
                                            "replay_add_count"};
     for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
         print_counter(c, out, counters[i]);
-    fprintf(out, "\ndatasets (name, type, shape, share of exact zeros for float tensors)\n");
+    fprintf(out, "\ndatasets (name, type, shape, share of exact zeros for numeric arrays)\n");
     inspect_state s = {.out = out, .c = c};
     bool visited = H5Lvisit(c->file, H5_INDEX_NAME, H5_ITER_INC, inspect_one, &s) >= 0;
     char *config = NULL;

@@ -586,6 +586,22 @@ Test(checkpoint_cli, inspect_h5ls_and_h5py_read_the_documented_layout, .init = m
     };
     for (size_t i = 0; i < sizeof inspect_lines / sizeof inspect_lines[0]; i++)
         cr_expect(strstr(out, inspect_lines[i]), "inspect lacks \"%s\":\n%s", inspect_lines[i], out);
+    /* A uint8 mask (1 = kept) shows its share of zeros, the layer's sparsity,
+     * as its weight does; and so does the replay's uint8 observation array. */
+    static const char *const zero_lines[] = {"pruning/masks/head/hidden/weight",
+                                             "params/online/head/hidden/weight",
+                                             "replay/observations"};
+    double shares[3];
+    for (size_t i = 0; i < sizeof zero_lines / sizeof zero_lines[0]; i++) {
+        const char *line = strstr(out, zero_lines[i]);
+        cr_assert_not_null(line, "inspect lacks %s:\n%s", zero_lines[i], out);
+        const char *field = strstr(line, "sparsity ");
+        cr_assert(field && field < strchr(line, '\n'), "%s shows no share of zeros:\n%s",
+                  zero_lines[i], out);
+        shares[i] = strtod(field + strlen("sparsity "), NULL);
+    }
+    cr_expect(shares[0] > 0.9 && shares[0] == shares[1], "mask %g, weight %g", shares[0], shares[1]);
+    cr_expect(shares[2] > 0.5 && shares[2] < 1, "replay/observations: %g", shares[2]);
     free(out);
     free(err);
 

@@ -1,5 +1,5 @@
 /* cmd_inspect.c — `tessera inspect CHECKPOINT|RUN_DIR`: what a checkpoint
- * holds (counters, every tensor with its shape and sparsity, the config). */
+ * holds (counters, every array with its shape and share of zeros, the config). */
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
