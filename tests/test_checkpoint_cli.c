@@ -611,6 +611,37 @@ Test(checkpoint_cli, inspect_h5ls_and_h5py_read_the_documented_layout, .init = m
     free(out);
     free(err);
 
+    /* An integer array whose values cannot be read (stored in an external
+     * file that is gone) is marked, and inspect exits 1. */
+    char copy[512];
+    snprintf(copy, sizeof copy, "%s/copy.h5", tmpdir);
+    snprintf(args, sizeof args, "cp %s %s", file, copy);
+    cr_assert_eq(system(args), 0);
+    hid_t h5 = H5Fopen(copy, H5F_ACC_RDWR, H5P_DEFAULT);
+    cr_assert_geq(h5, 0);
+    hsize_t n = 4096;
+    hid_t space = H5Screate_simple(1, &n, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    char missing[512];
+    snprintf(missing, sizeof missing, "%s/missing.bin", tmpdir);
+    cr_assert_geq(H5Pset_external(dcpl, missing, 0, n), 0);
+    cr_assert_geq(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER), 0);
+    hid_t ds = H5Dcreate2(h5, "replay/external", H5T_STD_U8LE, space, H5P_DEFAULT, dcpl,
+                          H5P_DEFAULT);
+    cr_assert_geq(ds, 0);
+    H5Dclose(ds);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    H5Fclose(h5);
+    cr_assert_neq(access(missing, F_OK), 0, "HDF5 wrote the external file");
+    snprintf(args, sizeof args, "inspect %s", copy);
+    cr_expect_eq(tessera(args, &out, &err), 1);
+    const char *line = strstr(out, "replay/external");
+    cr_expect(line && strstr(line, "(unreadable)") && strstr(line, "(unreadable)") <
+              strchr(line, '\n'), "%s", out);
+    cr_expect(strstr(err, "1 dataset could not be read"), "%s", err);
+    free(out);
+    free(err);
+
     snprintf(args, sizeof args, "h5dump -a /format_version -a /complete %s", file);
     cr_assert_eq(run(args, &out, &err), 0, "%s", err);
     cr_expect(strstr(out, "(0): 1"), "%s", out);
