@@ -16,7 +16,8 @@ static const double optimality_gamma = 1.0;
 
 tsr_bootstrap_options tsr_bootstrap_default_options(void)
 {
-    return (tsr_bootstrap_options){.reps = TSR_BOOTSTRAP_DEFAULT_REPS, .coverage = 0.95, .seed = 0};
+    return (tsr_bootstrap_options){
+        .reps = TSR_BOOTSTRAP_DEFAULT_REPS, .coverage = 0.95, .seed = 0, .task_bootstrap = false};
 }
 
 static void check_matrix(const tsr_score_matrix *m)
@@ -167,6 +168,64 @@ static void resample_runs(const tsr_score_matrix *m, tsr_rng *rng, double *out)
     }
 }
 
+/* The resamples of one bootstrap: `matrix` views `scores` and `num_runs`,
+ * sized for the largest resample (num_tasks times the most runs of a task:
+ * with task_bootstrap a resample can draw that task every time). */
+typedef struct resampler {
+    const tsr_score_matrix *m;
+    bool tasks;
+    int64_t *offsets; /* (num_tasks) where each task's runs start in m->scores */
+    int64_t *num_runs; /* (num_tasks) the resample's, with task_bootstrap */
+    double *scores;    /* (capacity) */
+    int64_t capacity;
+    tsr_score_matrix matrix;
+} resampler;
+
+static void resampler_init(resampler *rs, const tsr_score_matrix *m, bool tasks)
+{
+    int64_t most = 0, size = 0;
+    rs->m = m;
+    rs->tasks = tasks;
+    rs->offsets = tsr_malloc((size_t)(2 * m->num_tasks) * sizeof *rs->offsets);
+    rs->num_runs = rs->offsets + m->num_tasks;
+    for (int64_t t = 0; t < m->num_tasks; t++) {
+        rs->offsets[t] = size;
+        size += m->num_runs[t];
+        if (m->num_runs[t] > most) most = m->num_runs[t];
+    }
+    rs->capacity = tasks ? most * m->num_tasks : size;
+    rs->scores = tsr_malloc((size_t)rs->capacity * sizeof *rs->scores);
+    rs->matrix = (tsr_score_matrix){m->num_tasks, tasks ? rs->num_runs : m->num_runs, rs->scores};
+}
+
+static void resampler_free(resampler *rs)
+{
+    tsr_free(rs->offsets);
+    tsr_free(rs->scores);
+}
+
+/* Draws the next resample into rs->matrix; returns its size. Over runs only,
+ * the draws are resample_runs's; with task_bootstrap, each of the num_tasks
+ * places first draws a task, then that task's runs. */
+static int64_t resample(resampler *rs, tsr_rng *rng)
+{
+    const tsr_score_matrix *m = rs->m;
+    if (!rs->tasks) {
+        resample_runs(m, rng, rs->scores);
+        return rs->capacity;
+    }
+    int64_t size = 0;
+    for (int64_t j = 0; j < m->num_tasks; j++) {
+        int64_t t = (int64_t)tsr_rng_below(rng, (uint64_t)m->num_tasks);
+        int64_t n = m->num_runs[t];
+        const double *s = m->scores + rs->offsets[t];
+        for (int64_t r = 0; r < n; r++) rs->scores[size + r] = s[tsr_rng_below(rng, (uint64_t)n)];
+        rs->num_runs[j] = n;
+        size += n;
+    }
+    return size;
+}
+
 /* The percentile interval of `values` (reps of them, sorted in place). */
 static void percentile_interval(double *values, int64_t reps, double coverage, tsr_estimate *e)
 {
@@ -175,7 +234,7 @@ static void percentile_interval(double *values, int64_t reps, double coverage, t
 }
 
 /* All aggregates (or only the IQM) with intervals; one allocation for the
- * resample, the scratch space and every bootstrap value. */
+ * scratch space and every bootstrap value, one for the resamples. */
 static void bootstrap_aggregates(const tsr_score_matrix *m, const tsr_bootstrap_options *o,
                                  bool iqm_only, tsr_estimate out[TSR_AGGREGATE_COUNT])
 {
@@ -183,21 +242,22 @@ static void bootstrap_aggregates(const tsr_score_matrix *m, const tsr_bootstrap_
     check_options(o);
     int64_t size = tsr_score_matrix_size(m);
     int64_t reps = o->reps;
-    double *block = tsr_malloc((size_t)(2 * size + m->num_tasks + TSR_AGGREGATE_COUNT * reps) *
+    resampler rs;
+    resampler_init(&rs, m, o->task_bootstrap);
+    double *block = tsr_malloc((size_t)(rs.capacity + m->num_tasks + TSR_AGGREGATE_COUNT * reps) *
                                sizeof *block);
-    double *resample = block, *scratch = block + size;
-    double *values = scratch + size + m->num_tasks; /* (TSR_AGGREGATE_COUNT, reps) */
+    double *scratch = block;
+    double *values = scratch + rs.capacity + m->num_tasks; /* (TSR_AGGREGATE_COUNT, reps) */
 
     double point[TSR_AGGREGATE_COUNT];
     compute_aggregates(m, size, scratch, iqm_only, point);
 
     tsr_rng rng;
     tsr_rng_init(&rng, o->seed, TSR_RNG_STREAM_BOOTSTRAP);
-    tsr_score_matrix resampled = {m->num_tasks, m->num_runs, resample};
     for (int64_t r = 0; r < reps; r++) {
-        resample_runs(m, &rng, resample);
+        int64_t n = resample(&rs, &rng);
         double a[TSR_AGGREGATE_COUNT];
-        compute_aggregates(&resampled, size, scratch, iqm_only, a);
+        compute_aggregates(&rs.matrix, n, scratch, iqm_only, a);
         for (int k = 0; k < TSR_AGGREGATE_COUNT; k++)
             if (!iqm_only || k == TSR_AGGREGATE_IQM) values[k * reps + r] = a[k];
     }
@@ -207,6 +267,7 @@ static void bootstrap_aggregates(const tsr_score_matrix *m, const tsr_bootstrap_
         percentile_interval(values + k * reps, reps, o->coverage, &out[k]);
     }
     tsr_free(block);
+    resampler_free(&rs);
 }
 
 void tsr_stats_bootstrap_aggregates(const tsr_score_matrix *m, const tsr_bootstrap_options *options,
@@ -227,6 +288,8 @@ tsr_estimate tsr_stats_bootstrap_probability_of_improvement(const tsr_score_matr
                                                             const tsr_bootstrap_options *options)
 {
     check_options(options);
+    TSR_ASSERT_MSG(!options->task_bootstrap, "P(X > Y) resamples runs only (as rliable): "
+                   "task_bootstrap must be false");
     tsr_estimate e;
     e.value = tsr_stats_probability_of_improvement(x, y); /* checks x and y */
     int64_t size_x = tsr_score_matrix_size(x), size_y = tsr_score_matrix_size(y);
@@ -286,9 +349,11 @@ void tsr_stats_bootstrap_score_distribution(const tsr_score_matrix *m, const dou
     check_matrix(m);
     check_options(options);
     TSR_ASSERT(num_taus >= 0 && (taus || !num_taus) && (out || !num_taus));
-    int64_t size = tsr_score_matrix_size(m), reps = options->reps;
-    double *block = tsr_malloc((size_t)(size + num_taus + num_taus * reps) * sizeof *block);
-    double *resample = block, *shares = block + size;
+    int64_t reps = options->reps;
+    resampler rs;
+    resampler_init(&rs, m, options->task_bootstrap);
+    double *block = tsr_malloc((size_t)(num_taus + num_taus * reps) * sizeof *block);
+    double *shares = block;
     double *values = shares + num_taus; /* (num_taus, reps) */
     tsr_stats_score_distribution(m, taus, num_taus, shares);
     for (int64_t i = 0; i < num_taus; i++) out[i].value = shares[i];
@@ -296,12 +361,13 @@ void tsr_stats_bootstrap_score_distribution(const tsr_score_matrix *m, const dou
     tsr_rng rng;
     tsr_rng_init(&rng, options->seed, TSR_RNG_STREAM_BOOTSTRAP);
     for (int64_t r = 0; r < reps; r++) {
-        resample_runs(m, &rng, resample);
-        sort_doubles(resample, size);
-        shares_above(resample, size, taus, num_taus, shares);
+        int64_t n = resample(&rs, &rng);
+        sort_doubles(rs.scores, n);
+        shares_above(rs.scores, n, taus, num_taus, shares);
         for (int64_t i = 0; i < num_taus; i++) values[i * reps + r] = shares[i];
     }
     for (int64_t i = 0; i < num_taus; i++)
         percentile_interval(values + i * reps, reps, options->coverage, &out[i]);
     tsr_free(block);
+    resampler_free(&rs);
 }

@@ -98,11 +98,11 @@ static void write_runs(void)
 /* The table row tessera prints for a group whose scores are `scores`
  * (task-major: asterix then breakout, runs in directory order). */
 static void expected_row(const char *group, const double *scores, int64_t reps, uint64_t seed,
-                         char *row, size_t size)
+                         bool task_bootstrap, char *row, size_t size)
 {
     const int64_t runs[] = {2, 2};
     tsr_score_matrix m = {2, runs, scores};
-    tsr_bootstrap_options o = {reps, 0.95, seed};
+    tsr_bootstrap_options o = {reps, 0.95, seed, task_bootstrap};
     tsr_estimate e[TSR_AGGREGATE_COUNT];
     tsr_stats_bootstrap_aggregates(&m, &o, e);
     int n = snprintf(row, size, "| %s | 4 | 2 |", group);
@@ -133,12 +133,37 @@ Test(report_cli, prints_every_group_with_its_bootstrap_intervals, .init = make_t
     /* The intervals: the library's stratified bootstrap with the same
      * resamples and seed, on the same matrix. */
     char row[512];
-    expected_row("1", (double[]){6, 8, 2, 4}, 3000, 3, row, sizeof row);
+    expected_row("1", (double[]){6, 8, 2, 4}, 3000, 3, false, row, sizeof row);
     cr_expect(strstr(out, row), "expected %s in:\n%s", row, out);
-    expected_row("4", (double[]){14, 16, 10, 12}, 3000, 3, row, sizeof row);
+    expected_row("4", (double[]){14, 16, 10, 12}, 3000, 3, false, row, sizeof row);
     cr_expect(strstr(out, row), "expected %s in:\n%s", row, out);
     /* Every experts-4 score beats every experts-1 score on both games. */
     cr_expect(strstr(out, "| X | Y | tasks | P(X > Y) |"), "stdout: %s", out);
+    cr_expect(strstr(out, "| 1 | 4 | 2 | 0.000 [0.000, 0.000] |"), "stdout: %s", out);
+    free(out);
+    free(err);
+}
+
+/* --task-bootstrap: the library's task bootstrap on the same matrix, said
+ * in the header; P(X > Y) still resamples runs only (the library refuses a
+ * task bootstrap there, so passing it on would abort the report). */
+Test(report_cli, task_bootstrap_resamples_the_tasks_too, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    write_runs();
+    char *out, *err;
+    cr_assert_eq(tessera("report runs --by network.num_experts --reps 3000 --seed 3 "
+                         "--task-bootstrap", &out, &err), 0, "stderr: %s", err);
+    cr_expect(strstr(out, "95% stratified bootstrap (tasks resampled, then runs within each "
+                          "drawn task), 3000 resamples, seed 3."), "stdout: %s", out);
+    char row[512], runs_only[512];
+    expected_row("1", (double[]){6, 8, 2, 4}, 3000, 3, true, row, sizeof row);
+    expected_row("1", (double[]){6, 8, 2, 4}, 3000, 3, false, runs_only, sizeof runs_only);
+    cr_expect(strcmp(row, runs_only), "the task bootstrap changed nothing: %s", row);
+    cr_expect(strstr(out, row), "expected %s in:\n%s", row, out);
+    expected_row("4", (double[]){14, 16, 10, 12}, 3000, 3, true, row, sizeof row);
+    cr_expect(strstr(out, row), "expected %s in:\n%s", row, out);
+    cr_expect(strstr(out, "its intervals resample runs only"), "stdout: %s", out);
     cr_expect(strstr(out, "| 1 | 4 | 2 | 0.000 [0.000, 0.000] |"), "stdout: %s", out);
     free(out);
     free(err);
@@ -223,7 +248,7 @@ Test(report_cli, normalises_scores_with_a_table, .init = make_tmpdir, .fini = re
      * optimality gap 1 - 0.4 = 0.6. */
     cr_expect(strstr(out, "normalised by table.csv"), "stdout: %s", out);
     char row[512];
-    expected_row("all", (double[]){0.4, 0.6, 0.2, 0.4}, 1000, 0, row, sizeof row);
+    expected_row("all", (double[]){0.4, 0.6, 0.2, 0.4}, 1000, 0, false, row, sizeof row);
     cr_expect(strstr(out, row), "expected %s in:\n%s", row, out);
     cr_expect(strstr(out, "| all | 4 | 2 | 0.400 ["), "stdout: %s", out);
     cr_expect(strstr(out, "| 0.600 ["), "the optimality gap: %s", out);
@@ -414,7 +439,7 @@ Test(report_cli, csv_holds_the_numbers_of_the_tables, .init = make_tmpdir, .fini
     const int64_t runs[] = {2, 2};
     tsr_score_matrix m = {2, runs, (double[]){6, 8, 2, 4}};
     tsr_estimate e[TSR_AGGREGATE_COUNT];
-    tsr_stats_bootstrap_aggregates(&m, &(tsr_bootstrap_options){2000, 0.95, 0}, e);
+    tsr_stats_bootstrap_aggregates(&m, &(tsr_bootstrap_options){2000, 0.95, 0, false}, e);
     for (int k = 0; k < TSR_AGGREGATE_COUNT; k++) {
         char line[256];
         snprintf(line, sizeof line, "\n%s,1,,4,,2,%.9g,%.9g,%.9g\n", tsr_aggregate_names[k],
@@ -486,7 +511,7 @@ Test(report_cli, plots_learning_and_scaling_curves_as_svg, .init = make_tmpdir,
     tsr_score_matrix e1 = {2, runs, (double[]){6, 8, 2, 4}};
     tsr_estimate at2;
     tsr_stats_bootstrap_score_distribution(&e1, (const double[]){2}, 1,
-                                           &(tsr_bootstrap_options){200, 0.95, 0}, &at2);
+                                           &(tsr_bootstrap_options){200, 0.95, 0, false}, &at2);
     char line[128];
     snprintf(line, sizeof line, "# 1\n2 0.75 %.9g %.9g\n", at2.lo, at2.hi);
     cr_expect(strstr(dat, line), "expected %s in:\n%s", line, dat);

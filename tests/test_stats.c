@@ -136,7 +136,7 @@ Test(stats, bootstrap_is_deterministic_for_a_seed)
         differs |= a[k].lo != c[k].lo || a[k].hi != c[k].hi;
     cr_expect(differs, "another seed draws other resamples");
 
-    tsr_estimate iqm = tsr_stats_bootstrap_iqm(&m, &(tsr_bootstrap_options){5000, 0.95, 7});
+    tsr_estimate iqm = tsr_stats_bootstrap_iqm(&m, &(tsr_bootstrap_options){5000, 0.95, 7, false});
     cr_expect_eq(memcmp(&iqm, &a[TSR_AGGREGATE_IQM], sizeof iqm), 0,
                  "the IQM alone draws the same resamples");
 
@@ -159,6 +159,60 @@ Test(stats, probability_of_improvement_is_certain_when_every_run_is_better)
     cr_expect_eq(e.value, 1);
     cr_expect_eq(e.lo, 1);
     cr_expect_eq(e.hi, 1);
+}
+
+/* ---- task bootstrap ------------------------------------------------------ */
+
+/* Runs equal within each task, unequal across: over runs only every
+ * resample is the matrix itself, while the task bootstrap draws task 0
+ * twice (or task 1 twice) in a quarter of the resamples each, so the 95%
+ * intervals reach both tasks' values. */
+Test(stats, task_bootstrap_resamples_tasks_and_only_then_runs)
+{
+    const int64_t runs[] = {2, 3};
+    const double scores[] = {0, 0, 10, 10, 10};
+    tsr_score_matrix m = {2, runs, scores};
+    tsr_bootstrap_options o = tsr_bootstrap_default_options();
+    cr_expect(!o.task_bootstrap, "rliable's default resamples runs only");
+    o.reps = 2000;
+    o.seed = 4;
+    tsr_estimate runs_only[TSR_AGGREGATE_COUNT], tasks[TSR_AGGREGATE_COUNT];
+    tsr_stats_bootstrap_aggregates(&m, &o, runs_only);
+    o.task_bootstrap = true;
+    tsr_stats_bootstrap_aggregates(&m, &o, tasks);
+    for (int k = 0; k < TSR_AGGREGATE_COUNT; k++) {
+        const char *name = tsr_aggregate_names[k];
+        cr_expect_eq(tasks[k].value, runs_only[k].value, "%s: the point estimate", name);
+        cr_expect(runs_only[k].lo == runs_only[k].value && runs_only[k].hi == runs_only[k].value,
+                  "%s over runs: [%g, %g]", name, runs_only[k].lo, runs_only[k].hi);
+    }
+    /* Mean and median of the task means: 0, 5 or 10; the IQM of {0, 0, 0, 0}
+     * or of six 10s reaches 0 and 10; the gap is 1 with task 0 twice, 0 with
+     * task 1 twice. */
+    const double lo[] = {0, 0, 0, 0}, hi[] = {10, 10, 10, 1};
+    for (int k = 0; k < TSR_AGGREGATE_COUNT; k++)
+        cr_expect(tasks[k].lo == lo[k] && tasks[k].hi == hi[k], "%s: [%g, %g], want [%g, %g]",
+                  tsr_aggregate_names[k], tasks[k].lo, tasks[k].hi, lo[k], hi[k]);
+    tsr_estimate iqm = tsr_stats_bootstrap_iqm(&m, &o);
+    cr_expect(iqm.lo == 0 && iqm.hi == 10, "IQM alone: [%g, %g]", iqm.lo, iqm.hi);
+    /* The profile at 5: 2/5 or 3/5 above with both tasks, 0 or 1 otherwise. */
+    tsr_estimate share;
+    tsr_stats_bootstrap_score_distribution(&m, (const double[]){5}, 1, &o, &share);
+    cr_expect(share.value == 0.6 && share.lo == 0 && share.hi == 1, "%g [%g, %g]", share.value,
+              share.lo, share.hi);
+    tsr_estimate again[TSR_AGGREGATE_COUNT];
+    tsr_stats_bootstrap_aggregates(&m, &o, again);
+    cr_expect_eq(memcmp(again, tasks, sizeof tasks), 0, "same seed, same intervals");
+}
+
+/* rliable resamples P(X > Y) over runs only: asking for more is a bug. */
+Test(stats, probability_of_improvement_refuses_a_task_bootstrap, .signal = SIGABRT)
+{
+    const int64_t runs[] = {2};
+    tsr_score_matrix x = {1, runs, (const double[]){1, 2}}, y = {1, runs, (const double[]){0, 3}};
+    tsr_bootstrap_options o = tsr_bootstrap_default_options();
+    o.task_bootstrap = true;
+    tsr_stats_bootstrap_probability_of_improvement(&x, &y, &o);
 }
 
 /* ---- golden: the exact bootstrap distribution ------------------------------ */
@@ -241,6 +295,47 @@ Test(stats, golden_probability_of_improvement_matches_the_exact_bootstrap)
     o.seed = 5;
     expect_golden(tsr_stats_bootstrap_probability_of_improvement(&x, &y, &o), golden_improvement,
                   "P(X > Y)");
+}
+
+/* make_golden_stats.py --task-bootstrap: the same matrix under rliable's
+ * task_bootstrap (27 x 256^3 equally likely resamples). Far wider than over
+ * runs only: the mean's exact interval is [0.283, 1.029] against
+ * [0.455, 0.77]. */
+static const golden golden_task_aggregates[TSR_AGGREGATE_COUNT] = {
+    /* exact [0.28333333333333333, 1.0291666666666666] */
+    [TSR_AGGREGATE_MEAN] = {0.61083333333333334, 0.27666666666666667, 0.28833333333333333,
+                            1.0125, 1.0416666666666667},
+    /* exact [0.25, 1.1375] */
+    [TSR_AGGREGATE_MEDIAN] = {0.44, 0.22500000000000001, 0.25, 1.1375, 1.1375},
+    /* exact [0.23333333333333334, 1.075] */
+    [TSR_AGGREGATE_IQM] = {0.55666666666666664, 0.22500000000000001, 0.23999999999999999,
+                           1.0633333333333332, 1.0883333333333334},
+    /* exact [0.12333333333333334, 0.71666666666666667] */
+    [TSR_AGGREGATE_OPTIMALITY_GAP] = {0.44333333333333336, 0.115, 0.14166666666666666,
+                                      0.71166666666666667, 0.72333333333333338},
+};
+
+Test(stats, golden_task_bootstrap_matches_the_exact_distribution)
+{
+    tsr_score_matrix m = {3, golden_runs, golden_scores};
+    tsr_bootstrap_options o = tsr_bootstrap_default_options();
+    o.seed = 13;
+    o.task_bootstrap = true;
+    tsr_estimate e[TSR_AGGREGATE_COUNT];
+    tsr_stats_bootstrap_aggregates(&m, &o, e);
+    for (int k = 0; k < TSR_AGGREGATE_COUNT; k++)
+        expect_golden(e[k], golden_task_aggregates[k], tsr_aggregate_names[k]);
+    expect_golden(tsr_stats_bootstrap_iqm(&m, &o), golden_task_aggregates[TSR_AGGREGATE_IQM],
+                  "iqm alone");
+    const double taus[] = {0.4, 0.9};
+    const golden want[] = {
+        {7.0 / 12, 2.0 / 12, 2.0 / 12, 1, 1}, /* exact [1/6, 1] */
+        {3.0 / 12, 0, 0, 8.0 / 12, 9.0 / 12}, /* exact [0, 2/3] */
+    };
+    tsr_estimate p[2];
+    tsr_stats_bootstrap_score_distribution(&m, taus, 2, &o, p);
+    expect_golden(p[0], want[0], "task-bootstrap score distribution at 0.4");
+    expect_golden(p[1], want[1], "task-bootstrap score distribution at 0.9");
 }
 
 /* ---- performance profiles --------------------------------------------------- */

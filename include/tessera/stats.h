@@ -35,6 +35,7 @@
 #ifndef TESSERA_STATS_H
 #define TESSERA_STATS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -70,13 +71,19 @@ typedef struct tsr_bootstrap_options {
     int64_t reps;    /* resamples, >= 1 (rliable: 50,000) */
     double coverage; /* in (0, 1) (rliable: 0.95) */
     uint64_t seed;
+    /* rliable's task_bootstrap: each resample first draws the tasks with
+     * replacement (num_tasks of them), then each drawn task's runs within
+     * it. The interval then also covers the choice of tasks, as if they
+     * came from a larger population. Off by default, as in rliable; not
+     * for P(X > Y), which rliable resamples over runs only. */
+    bool task_bootstrap;
 } tsr_bootstrap_options;
 
 /* The bootstrap's stream id (ASCII "BOOT"), beside rng.h's own. */
 enum { TSR_RNG_STREAM_BOOTSTRAP = 0x424F4F54 };
 enum { TSR_BOOTSTRAP_DEFAULT_REPS = 50000 };
 
-/* 50,000 resamples, 95% coverage, seed 0. */
+/* 50,000 resamples, 95% coverage, seed 0, runs resampled within tasks only. */
 tsr_bootstrap_options tsr_bootstrap_default_options(void);
 
 /* Scores in the matrix (sum of num_runs). */
@@ -107,7 +114,7 @@ void tsr_stats_bootstrap_aggregates(const tsr_score_matrix *m, const tsr_bootstr
 tsr_estimate tsr_stats_bootstrap_iqm(const tsr_score_matrix *m, const tsr_bootstrap_options *options);
 
 /* P(X > Y) with its interval, X's and Y's runs resampled independently
- * within each task. */
+ * within each task (options->task_bootstrap must be false). */
 tsr_estimate tsr_stats_bootstrap_probability_of_improvement(const tsr_score_matrix *x,
                                                             const tsr_score_matrix *y,
                                                             const tsr_bootstrap_options *options);

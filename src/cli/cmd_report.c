@@ -39,6 +39,7 @@ static int usage(FILE *out)
     fprintf(out,
             "usage: tessera report DIR... [--by KEY] [--normalize TABLE|none] [--reps N] [--seed S]\n"
             "                      [--csv FILE] [--plots DIR] [--scale KEY] [--curve-reps N]\n"
+            "                      [--task-bootstrap]\n"
             "  DIR           a run directory (config.ini + metrics.csv) or a directory searched\n"
             "                for them; a run counts once its last iteration is run.iterations\n"
             "  --by          group runs by a config key, e.g. network.num_experts (default: one\n"
@@ -57,6 +58,9 @@ static int usage(FILE *out)
             "                (needs --plots)\n"
             "  --curve-reps  bootstrap resamples per learning-curve point and for the\n"
             "                performance profile (default 2000, at least 100)\n"
+            "  --task-bootstrap  resample the tasks too (rliable's task_bootstrap): the\n"
+            "                intervals then also cover the choice of tasks; P(X > Y) still\n"
+            "                resamples runs only, as rliable\n"
             "Per group: mean and median of the per-task mean scores, IQM (25%% trimmed mean over\n"
             "runs x tasks) and optimality gap (1 - mean(min(score, 1))), each with a 95%%\n"
             "stratified-bootstrap interval, and P(X > Y) between every two groups.\n");
@@ -1166,6 +1170,8 @@ int tsr_cmd_report(int argc, char **argv)
                 tsr_free(dirs);
                 return 2;
             }
+        } else if (!strcmp(a, "--task-bootstrap")) {
+            options.task_bootstrap = curve_options.task_bootstrap = true;
         } else if (!strcmp(a, "--seed") && has_value) {
             char *end;
             errno = 0;
@@ -1259,15 +1265,20 @@ int tsr_cmd_report(int argc, char **argv)
     printf(".\n");
     printf("Score: the final iteration's eval_return");
     if (normalize) printf(", normalised by %s: (return - random) / (reference - random)", normalize);
-    printf(". Intervals: %.0f%% stratified bootstrap (runs resampled within each task), %lld "
-           "resamples, seed %llu.\n\n",
-           100 * options.coverage, (long long)options.reps, (unsigned long long)options.seed);
+    printf(". Intervals: %.0f%% stratified bootstrap (%s), %lld resamples, seed %llu.\n\n",
+           100 * options.coverage,
+           options.task_bootstrap ? "tasks resampled, then runs within each drawn task"
+                                  : "runs resampled within each task",
+           (long long)options.reps, (unsigned long long)options.seed);
     print_aggregates(&rep, by_text ? by_text : "group", &options, csv);
     print_caveats(&rep, normalize != NULL);
     if (rep.num_groups > 1) {
         printf("\nProbability of improvement P(X > Y) over the tasks both groups ran "
-               "(Mann-Whitney U / (n_x n_y) per task, averaged):\n\n");
-        print_improvements(&rep, &options, csv);
+               "(Mann-Whitney U / (n_x n_y) per task, averaged%s):\n\n",
+               options.task_bootstrap ? "; its intervals resample runs only, as rliable's" : "");
+        tsr_bootstrap_options runs_only = options;
+        runs_only.task_bootstrap = false;
+        print_improvements(&rep, &runs_only, csv);
     }
     if (csv) {
         bool ok = !ferror(csv);
