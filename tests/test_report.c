@@ -167,6 +167,22 @@ Test(report_cli, task_bootstrap_resamples_the_tasks_too, .init = make_tmpdir,
     cr_expect(strstr(out, "| 1 | 4 | 2 | 0.000 [0.000, 0.000] |"), "stdout: %s", out);
     free(out);
     free(err);
+    /* The figures' titles say so too (the scripts are written before
+     * gnuplot runs, installed or not). */
+    tessera("report runs --curve-reps 100 --task-bootstrap --plots figs --scale "
+            "network.num_experts", &out, &err);
+    free(out);
+    free(err);
+    static const char *const scripts[] = {"learning_curves.gp", "performance_profile.gp",
+                                          "scaling.gp"};
+    for (size_t i = 0; i < sizeof scripts / sizeof scripts[0]; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/figs/%s", tmpdir, scripts[i]);
+        char *gp = slurp(path);
+        cr_expect(gp && strstr(gp, "resamples, tasks resampled too)"), "%s: %s", scripts[i],
+                  gp ? gp : "(missing)");
+        free(gp);
+    }
 }
 
 Test(report_cli, without_by_every_run_is_one_group, .init = make_tmpdir, .fini = remove_tmpdir)

@@ -938,7 +938,8 @@ static tsr_status plot_learning_curves(const report *rep, const char *dir, const
     char title[256];
     char ylabel[128];
     snprintf(title, sizeof title, "IQM over runs x tasks, %.0f%% stratified-bootstrap band (%lld "
-             "resamples)", 100 * o->coverage, (long long)o->reps);
+             "resamples%s)", 100 * o->coverage, (long long)o->reps,
+             o->task_bootstrap ? ", tasks resampled too" : "");
     snprintf(ylabel, sizeof ylabel, "IQM of %s", score_name);
     write_plot_header(gp, "learning_curves", title, "agent steps", ylabel);
     fprintf(gp, "set format x '%%.1s%%c'\n"); /* 2.5M, not 2.5e+06 */
@@ -1014,7 +1015,8 @@ static tsr_status plot_scaling(const report *rep, const char *dir, const char *b
     }
     char title[256], ylabel[128];
     snprintf(title, sizeof title, "IQM over runs x tasks, %.0f%% stratified-bootstrap interval "
-             "(%lld resamples)", 100 * o->coverage, (long long)o->reps);
+             "(%lld resamples%s)", 100 * o->coverage, (long long)o->reps,
+             o->task_bootstrap ? ", tasks resampled too" : "");
     snprintf(ylabel, sizeof ylabel, "IQM of the final %s", score_name);
     write_plot_header(gp, "scaling", title, scale_name, ylabel);
     /* Widths, expert counts and parameter counts grow geometrically. */
@@ -1083,7 +1085,8 @@ static tsr_status plot_performance_profile(const report *rep, const char *dir, c
                                           : low + (high - low) * i / (double)(profile_points - 1);
     char title[256], xlabel[160], ylabel[160];
     snprintf(title, sizeof title, "Score distribution, %.0f%% stratified-bootstrap band (%lld "
-             "resamples)", 100 * o->coverage, (long long)o->reps);
+             "resamples%s)", 100 * o->coverage, (long long)o->reps,
+             o->task_bootstrap ? ", tasks resampled too" : "");
     snprintf(xlabel, sizeof xlabel, "final %s threshold tau", score_name);
     snprintf(ylabel, sizeof ylabel, "fraction of runs x tasks with score > tau");
     write_plot_header(gp, "performance_profile", title, xlabel, ylabel);
