@@ -546,6 +546,49 @@ Test(report_cli, plots_learning_and_scaling_curves_as_svg, .init = make_tmpdir,
     free(err);
 }
 
+/* --profile-taus LO:HI fixes the profile's thresholds (a normalised score's
+ * 0 to 2, say) instead of the lowest to the highest final score. */
+Test(report_cli, profile_taus_set_the_thresholds_of_the_profile, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    write_runs();
+    char *out, *err;
+    cr_assert_eq(tessera("report runs --by network.num_experts --reps 100 --curve-reps 100 "
+                         "--plots figs --profile-taus 0:20", &out, &err), 0, "stderr: %s", err);
+    free(out);
+    free(err);
+    char path[256];
+    snprintf(path, sizeof path, "%s/figs/performance_profile.dat", tmpdir);
+    char *dat = slurp(path);
+    cr_assert_not_null(dat);
+    /* 101 thresholds 0, 0.2, ..., 20: every score is above 0, none above 20;
+     * at the 51st, 10, group 4 has {14, 16, 12} of {14, 16, 10, 12} above. */
+    cr_expect(strstr(dat, "# 1\n0 1 1 1\n") && strstr(dat, "# 4\n0 1 1 1\n"), "%s", dat);
+    cr_expect(strstr(dat, "\n10 0.75 "), "%s", dat);
+    int last = 0, rows = 0;
+    for (const char *c = dat; (c = strstr(c, "\n20 0 0 0\n")); c++) last++;
+    for (const char *c = dat; *c; c++) rows += *c == '\n' && c[1] >= '0' && c[1] <= '9';
+    cr_expect_eq(last, 2, "%s", dat);
+    cr_expect_eq(rows, 2 * 101, "%s", dat);
+    free(dat);
+
+    static const char *const bad[] = {"5", "3:1", "2:2", "a:b", "1:inf", "0:nan", "1:2:3", ":1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char args[256];
+        snprintf(args, sizeof args, "report runs --plots figs --profile-taus %s", bad[i]);
+        cr_expect_eq(tessera(args, &out, &err), 2, "%s", bad[i]);
+        cr_expect(strstr(err, "expected LO:HI, two finite numbers with LO < HI"), "%s: %s", bad[i],
+                  err);
+        free(out);
+        free(err);
+    }
+    cr_expect_eq(tessera("report runs --profile-taus 0:2", &out, &err), 2);
+    cr_expect(strstr(err, "--profile-taus sets the thresholds of performance_profile.svg and "
+                          "needs --plots DIR"), "%s", err);
+    free(out);
+    free(err);
+}
+
 Test(report_cli, a_numeric_scale_key_draws_one_point_per_value, .init = make_tmpdir,
      .fini = remove_tmpdir)
 {

@@ -39,7 +39,7 @@ static int usage(FILE *out)
     fprintf(out,
             "usage: tessera report DIR... [--by KEY] [--normalize TABLE|none] [--reps N] [--seed S]\n"
             "                      [--csv FILE] [--plots DIR] [--scale KEY] [--curve-reps N]\n"
-            "                      [--task-bootstrap]\n"
+            "                      [--task-bootstrap] [--profile-taus LO:HI]\n"
             "  DIR           a run directory (config.ini + metrics.csv) or a directory searched\n"
             "                for them; a run counts once its last iteration is run.iterations\n"
             "  --by          group runs by a config key, e.g. network.num_experts (default: one\n"
@@ -60,7 +60,8 @@ static int usage(FILE *out)
             "                performance profile (default 2000, at least 100)\n"
             "  --task-bootstrap  resample the tasks too (rliable's task_bootstrap): the\n"
             "                intervals then also cover the choice of tasks; P(X > Y) still\n"
-            "                resamples runs only, as rliable\n"
+            "                resamples runs only, as rliable\n"            "  --profile-taus  the thresholds of performance_profile.svg: 101 from LO to\n"
+            "                HI (default: the lowest to the highest final score; needs --plots)\n"
             "Per group: mean and median of the per-task mean scores, IQM (25%% trimmed mean over\n"
             "runs x tasks) and optimality gap (1 - mean(min(score, 1))), each with a 95%%\n"
             "stratified-bootstrap interval, and P(X > Y) between every two groups.\n");
@@ -1057,7 +1058,7 @@ static tsr_status plot_scaling(const report *rep, const char *dir, const char *b
 }
 
 /* The thresholds of performance_profile: this many, evenly spaced from the
- * lowest final score of any run to the highest. */
+ * lowest final score of any run to the highest, or over --profile-taus. */
 enum { profile_points = 101 };
 
 /* performance_profile.{dat,gp,svg}: per group, rliable's score distribution
@@ -1065,14 +1066,14 @@ enum { profile_points = 101 };
  * its interval. */
 static tsr_status plot_performance_profile(const report *rep, const char *dir, const char *by,
                                            const char *score_name, const tsr_bootstrap_options *o,
-                                           tsr_error *err)
+                                           const double tau_range[2], tsr_error *err)
 {
     FILE *dat, *gp;
     if (open_plot_files(dir, "performance_profile", &dat, &gp, err) != TSR_STATUS_OK) return err->status;
-    double low = INFINITY, high = -INFINITY;
-    for (int64_t i = 0; i < rep->num_runs; i++) {
+    double low = tau_range[0], high = tau_range[1];
+    for (int64_t i = 0; isnan(tau_range[0]) && i < rep->num_runs; i++) {
         const run *r = &rep->runs[i];
-        low = fmin(low, r->eval_return[r->num_points - 1]);
+        low = fmin(low, r->eval_return[r->num_points - 1]); /* fmin(NaN, x) = x */
         high = fmax(high, r->eval_return[r->num_points - 1]);
     }
     if (high == low) { /* one score: a window around it */
@@ -1123,6 +1124,19 @@ static tsr_status plot_performance_profile(const report *rep, const char *dir, c
     return run_gnuplot(dir, "performance_profile.gp", err);
 }
 
+/* --profile-taus LO:HI: two finite numbers, LO < HI. */
+static bool parse_tau_range(const char *text, double range[2])
+{
+    char *end;
+    errno = 0;
+    range[0] = strtod(text, &end);
+    if (end == text || *end != ':' || errno) return false;
+    const char *second = end + 1;
+    range[1] = strtod(second, &end);
+    if (end == second || *end || errno) return false;
+    return isfinite(range[0]) && isfinite(range[1]) && range[0] < range[1];
+}
+
 /* ---- the command ----------------------------------------------------------- */
 
 static int fail(const tsr_error *err)
@@ -1134,7 +1148,8 @@ static int fail(const tsr_error *err)
 int tsr_cmd_report(int argc, char **argv)
 {
     const char *by_text = NULL, *normalize = NULL, *csv_path = NULL, *plots = NULL;
-    const char *scale_text = NULL;
+    const char *scale_text = NULL, *profile_taus = NULL;
+    double tau_range[2] = {NAN, NAN};
     tsr_bootstrap_options options = tsr_bootstrap_default_options();
     tsr_bootstrap_options curve_options = options;
     curve_options.reps = DEFAULT_CURVE_REPS;
@@ -1173,6 +1188,14 @@ int tsr_cmd_report(int argc, char **argv)
                 tsr_free(dirs);
                 return 2;
             }
+        } else if (!strcmp(a, "--profile-taus") && has_value) {
+            profile_taus = argv[++i];
+            if (!parse_tau_range(profile_taus, tau_range)) {
+                fprintf(stderr, "tessera report: --profile-taus '%s': expected LO:HI, two finite "
+                                "numbers with LO < HI, e.g. 0:2\n", profile_taus);
+                tsr_free(dirs);
+                return 2;
+            }
         } else if (!strcmp(a, "--task-bootstrap")) {
             options.task_bootstrap = curve_options.task_bootstrap = true;
         } else if (!strcmp(a, "--seed") && has_value) {
@@ -1200,6 +1223,12 @@ int tsr_cmd_report(int argc, char **argv)
     }
     if (scale_text && !plots) {
         fprintf(stderr, "tessera report: --scale draws scaling.svg and needs --plots DIR\n");
+        tsr_free(dirs);
+        return 2;
+    }
+    if (profile_taus && !plots) {
+        fprintf(stderr, "tessera report: --profile-taus sets the thresholds of "
+                        "performance_profile.svg and needs --plots DIR\n");
         tsr_free(dirs);
         return 2;
     }
@@ -1301,7 +1330,8 @@ int tsr_cmd_report(int argc, char **argv)
         if (plot_learning_curves(&rep, plots, by_text, score_name, &curve_options, &err) !=
             TSR_STATUS_OK)
             goto done;
-        if (plot_performance_profile(&rep, plots, by_text, score_name, &curve_options, &err) !=
+        if (plot_performance_profile(&rep, plots, by_text, score_name, &curve_options, tau_range,
+                                     &err) !=
             TSR_STATUS_OK)
             goto done;
         printf("\nFigures: %s/learning_curves.svg, %s/performance_profile.svg", plots, plots);
