@@ -820,11 +820,11 @@ static double zero_share(hid_t ds, int ndim, const hsize_t *dims)
         count[0] = dims[0] - r < rows ? dims[0] - r : rows;
         hsize_t n = count[0] * row;
         hid_t mem_space = H5Screate_simple(1, &n, NULL);
-        bool read = file_space >= 0 && mem_space >= 0 &&
-                    H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
-                    H5Dread(ds, H5T_NATIVE_DOUBLE, mem_space, file_space, H5P_DEFAULT, buf) >= 0;
+        bool ok = file_space >= 0 && mem_space >= 0 &&
+                  H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
+                  H5Dread(ds, H5T_NATIVE_DOUBLE, mem_space, file_space, H5P_DEFAULT, buf) >= 0;
         if (mem_space >= 0) H5Sclose(mem_space);
-        if (!read) {
+        if (!ok) {
             zeros = NAN;
             break;
         }
@@ -868,9 +868,11 @@ static herr_t inspect_one(hid_t group, const char *name, const H5L_info_t *info,
             fprintf(s->out, "  %-56s %-8s %-22s (unreadable)\n", name, tname, "scalar");
             s->unreadable++;
         }
+    } else if (ndim > 0 && cls >= 0 && dims_numel(ndim, dims) == 0) {
+        fprintf(s->out, "  %-56s %-8s %-22s (empty)\n", name, tname, shape_text);
     } else if (ndim > 0 && cls >= 0) {
         double sparsity = zero_share(obj, ndim, dims);
-        if (isnan(sparsity) && dims_numel(ndim, dims) > 0) {
+        if (isnan(sparsity)) {
             fprintf(s->out, "  %-56s %-8s %-22s (unreadable)\n", name, tname, shape_text);
             s->unreadable++;
         } else {

@@ -173,7 +173,7 @@ static void resample_runs(const tsr_score_matrix *m, tsr_rng *rng, double *out)
  * with task_bootstrap a resample can draw that task every time). */
 typedef struct resampler {
     const tsr_score_matrix *m;
-    bool tasks;
+    bool task_bootstrap;
     int64_t *offsets; /* (num_tasks) where each task's runs start in m->scores */
     int64_t *num_runs; /* (num_tasks) the resample's, with task_bootstrap */
     double *scores;    /* (capacity) */
@@ -181,11 +181,11 @@ typedef struct resampler {
     tsr_score_matrix matrix;
 } resampler;
 
-static void resampler_init(resampler *rs, const tsr_score_matrix *m, bool tasks)
+static void resampler_init(resampler *rs, const tsr_score_matrix *m, bool task_bootstrap)
 {
     int64_t most = 0, size = 0;
     rs->m = m;
-    rs->tasks = tasks;
+    rs->task_bootstrap = task_bootstrap;
     rs->offsets = tsr_malloc((size_t)(2 * m->num_tasks) * sizeof *rs->offsets);
     rs->num_runs = rs->offsets + m->num_tasks;
     for (int64_t t = 0; t < m->num_tasks; t++) {
@@ -193,9 +193,10 @@ static void resampler_init(resampler *rs, const tsr_score_matrix *m, bool tasks)
         size += m->num_runs[t];
         if (m->num_runs[t] > most) most = m->num_runs[t];
     }
-    rs->capacity = tasks ? most * m->num_tasks : size;
+    rs->capacity = task_bootstrap ? most * m->num_tasks : size;
     rs->scores = tsr_malloc((size_t)rs->capacity * sizeof *rs->scores);
-    rs->matrix = (tsr_score_matrix){m->num_tasks, tasks ? rs->num_runs : m->num_runs, rs->scores};
+    rs->matrix =
+        (tsr_score_matrix){m->num_tasks, task_bootstrap ? rs->num_runs : m->num_runs, rs->scores};
 }
 
 static void resampler_free(resampler *rs)
@@ -210,7 +211,7 @@ static void resampler_free(resampler *rs)
 static int64_t resample(resampler *rs, tsr_rng *rng)
 {
     const tsr_score_matrix *m = rs->m;
-    if (!rs->tasks) {
+    if (!rs->task_bootstrap) {
         resample_runs(m, rng, rs->scores);
         return rs->capacity;
     }

@@ -600,7 +600,8 @@ Test(checkpoint_cli, inspect_h5ls_and_h5py_read_the_documented_layout, .init = m
                   zero_lines[i], out);
         shares[i] = strtod(field + strlen("sparsity "), NULL);
     }
-    cr_expect(shares[0] > 0.9 && shares[0] == shares[1], "mask %g, weight %g", shares[0], shares[1]);
+    cr_expect(shares[0] > 0.9 && shares[0] == shares[1], "mask %g, weight %g", shares[0],
+              shares[1]);
     cr_expect(shares[2] > 0.5 && shares[2] < 1, "replay/observations: %g", shares[2]);
     free(out);
     free(err);
@@ -631,6 +632,14 @@ Test(checkpoint_cli, inspect_h5ls_and_h5py_read_the_documented_layout, .init = m
     H5Dclose(ds);
     H5Pclose(dcpl);
     H5Sclose(space);
+    /* and an empty one is shown as such, not as a share of zeros */
+    hsize_t none = 0;
+    space = H5Screate_simple(1, &none, NULL);
+    ds = H5Dcreate2(h5, "replay/empty", H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT,
+                    H5P_DEFAULT);
+    cr_assert_geq(ds, 0);
+    H5Dclose(ds);
+    H5Sclose(space);
     H5Fclose(h5);
     cr_assert_neq(access(missing, F_OK), 0, "HDF5 wrote the external file");
     snprintf(args, sizeof args, "inspect %s", copy);
@@ -639,6 +648,9 @@ Test(checkpoint_cli, inspect_h5ls_and_h5py_read_the_documented_layout, .init = m
     cr_expect(line && strstr(line, "(unreadable)") && strstr(line, "(unreadable)") <
               strchr(line, '\n'), "%s", out);
     cr_expect(strstr(err, "1 dataset could not be read"), "%s", err);
+    line = strstr(out, "replay/empty");
+    cr_expect(line && strstr(line, "(0,)") && strstr(line, "(empty)") &&
+              strstr(line, "(empty)") < strchr(line, '\n'), "%s", out);
     free(out);
     free(err);
 

@@ -167,10 +167,9 @@ Test(report_cli, task_bootstrap_resamples_the_tasks_too, .init = make_tmpdir,
     cr_expect(strstr(out, "| 1 | 4 | 2 | 0.000 [0.000, 0.000] |"), "stdout: %s", out);
     free(out);
     free(err);
-    /* The figures' titles say so too (the scripts are written before
-     * gnuplot runs, installed or not). */
-    tessera("report runs --curve-reps 100 --task-bootstrap --plots figs --scale "
-            "network.num_experts", &out, &err);
+    /* The figures' titles say so too. */
+    cr_assert_eq(tessera("report runs --curve-reps 100 --task-bootstrap --plots figs --scale "
+                         "network.num_experts", &out, &err), 0, "stderr: %s", err);
     free(out);
     free(err);
     static const char *const scripts[] = {"learning_curves.gp", "performance_profile.gp",

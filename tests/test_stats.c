@@ -167,7 +167,7 @@ Test(stats, probability_of_improvement_is_certain_when_every_run_is_better)
  * resample is the matrix itself, while the task bootstrap draws task 0
  * twice (or task 1 twice) in a quarter of the resamples each, so the 95%
  * intervals reach both tasks' values. */
-Test(stats, task_bootstrap_resamples_tasks_and_only_then_runs)
+Test(stats, task_bootstrap_resamples_the_tasks)
 {
     const int64_t runs[] = {2, 3};
     const double scores[] = {0, 0, 10, 10, 10};
@@ -403,7 +403,7 @@ Test(stats, golden_score_distribution_and_its_interval_match_the_exact_bootstrap
 }
 
 /* Scores must be finite: a NaN would poison the aggregates and break the
- * sorts' order silently, so it stops the program. */
+ * sorts' order silently, so it stops the program; so does an infinity. */
 Test(stats, a_nan_score_aborts, .signal = SIGABRT)
 {
     const int64_t runs[] = {2, 1};
@@ -411,4 +411,13 @@ Test(stats, a_nan_score_aborts, .signal = SIGABRT)
     tsr_score_matrix m = {2, runs, scores};
     double out[TSR_AGGREGATE_COUNT];
     tsr_stats_aggregates(&m, out);
+}
+
+Test(stats, an_infinite_score_aborts, .signal = SIGABRT)
+{
+    const int64_t runs[] = {3};
+    const double scores[] = {1, 2, -INFINITY};
+    tsr_score_matrix m = {1, runs, scores};
+    double share;
+    tsr_stats_score_distribution(&m, (const double[]){0}, 1, &share);
 }

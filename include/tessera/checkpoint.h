@@ -142,7 +142,8 @@ tsr_status tsr_checkpoint_load_params(const char *path, const char *which, tsr_p
 /* The resolved config text stored in a checkpoint (free with tsr_free). */
 tsr_status tsr_checkpoint_read_config(const char *path, char **text, tsr_error *err);
 /* `tessera inspect`: the format attributes, the counters, every dataset with
- * its type, shape and (for float data) sparsity, then the config. */
+ * its type, shape and (for numeric arrays) share of exact zeros, then the
+ * config. */
 tsr_status tsr_checkpoint_inspect(const char *path, FILE *out, tsr_error *err);
 
 #ifdef __cplusplus

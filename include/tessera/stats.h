@@ -20,7 +20,8 @@
  *
  * Intervals come from rliable's stratified bootstrap: each resample draws
  * every task's runs with replacement from that task's own runs (tasks are
- * never resampled), the metric is computed on the resample, and the interval
+ * not resampled unless task_bootstrap, which first draws num_tasks tasks
+ * with replacement), the metric is computed on the resample, and the interval
  * is the percentile interval — numpy.percentile (linear interpolation) of
  * the `reps` bootstrap values at (1 − coverage)/2 and (1 + coverage)/2.
  * For the probability of improvement X's and Y's runs are resampled
