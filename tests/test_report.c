@@ -389,6 +389,56 @@ Test(report_cli, says_when_the_aggregates_are_weaker_than_they_look, .init = mak
     free(err);
 }
 
+static void append_to_config(const char *rel, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/runs/%s/config.ini", tmpdir, rel);
+    FILE *f = fopen(path, "a");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* A task's runs in one group whose configs differ in a setting that can
+ * change a score are named, with two of the values; the seed, threads,
+ * logging and checkpointing are not such settings, a key a config.ini lacks
+ * counts as its default, and numbers compare as numbers. */
+Test(report_cli, names_settings_that_differ_within_a_task, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    write_runs();
+    char *out, *err;
+    cr_assert_eq(tessera("report runs --by network.num_experts --reps 200", &out, &err), 0,
+                 "stderr: %s", err);
+    cr_expect(!strstr(out, "configs differ"), "one configuration per group and task: %s", out);
+    free(out);
+    free(err);
+    /* Without --by, experts 1 and 4 share each task. */
+    cr_assert_eq(tessera("report runs --reps 200", &out, &err), 0, "stderr: %s", err);
+    cr_expect(strstr(out, "Note: task minatar/asterix mixes runs whose configs differ in "
+                          "network.num_experts (1 vs 4): its scores are not of one "
+                          "configuration; --by one of them to tell them apart."), "%s", out);
+    cr_expect(strstr(out, "Note: task minatar/breakout mixes runs whose configs differ in "
+                          "network.num_experts (1 vs 4)"), "%s", out);
+    free(out);
+    free(err);
+    /* Group 1's second Asterix run has another discount and seed; group 4's
+     * write the default discount, one of them spelled long, and other
+     * threads and logging. */
+    append_to_config("e1/asterix-s1", "seed = 5\nthreads = 2\n[agent]\ngamma = 0.9\n");
+    append_to_config("e4/asterix-s0", "log_every = 7\n[agent]\ngamma = 0.99\n");
+    append_to_config("e4/asterix-s1", "[agent]\ngamma = 0.98999999999999999\n");
+    cr_assert_eq(tessera("report runs --by network.num_experts --reps 200", &out, &err), 0,
+                 "stderr: %s", err);
+    cr_expect(strstr(out, "Note: group 1, task minatar/asterix mixes runs whose configs differ in "
+                          "agent.gamma (0.99 vs 0.9): its scores"), "%s", out);
+    int notes = 0;
+    for (const char *c = out; (c = strstr(c, "configs differ")); c++) notes++;
+    cr_expect_eq(notes, 1, "%s", out);
+    free(out);
+    free(err);
+}
+
 Test(report_cli, an_unknown_by_key_names_the_nearest_key, .init = make_tmpdir,
      .fini = remove_tmpdir)
 {

@@ -133,6 +133,12 @@ typedef struct run {
     double *agent_steps;                 /* (num_points) */
     double *eval_return;                 /* (num_points), normalised; NAN where not evaluated */
     int task_id, group_id;
+    /* Its config.ini's settings that could change a score ("section.key"
+     * and value pairs in file order, ignored_setting's left out), for the
+     * note on a task's runs whose settings differ: views into `settings`. */
+    char *settings;
+    const char **setting_keys, **setting_values;
+    int num_settings;
 } run;
 
 /* Values of the keys a report needs, from one config.ini (parsed by inih). */
@@ -142,11 +148,41 @@ typedef struct config_probe {
     const config_key *keys[PROBE_COUNT]; /* NULL: not wanted */
     char values[PROBE_COUNT][TSR_CONFIG_STRING_BYTES];
     bool found[PROBE_COUNT];
+    /* Every other setting, as "section.key\0value\0" records. */
+    char *settings;
+    size_t settings_size, settings_capacity;
+    int num_settings;
 } config_probe;
+
+/* Keys that differ between runs of one experiment without making their
+ * scores incomparable: the seed (what the runs are for), threads, logging
+ * and checkpointing; the budget has a note of its own. */
+static bool ignored_setting(const char *section, const char *name)
+{
+    static const char *const run_keys[] = {"seed", "threads", "log_every", "checkpoint_every",
+                                           "checkpoint_keep", "checkpoint_replay", "iterations",
+                                           "training_steps"};
+    if (!strcmp(section, "env") && !strcmp(name, "name")) return true; /* the task */
+    if (strcmp(section, "run")) return false;
+    for (size_t i = 0; i < sizeof run_keys / sizeof run_keys[0]; i++)
+        if (!strcmp(name, run_keys[i])) return true;
+    return false;
+}
 
 static int on_config_entry(void *user, const char *section, const char *name, const char *value)
 {
     config_probe *p = user;
+    if (!ignored_setting(section, name)) {
+        size_t need = strlen(section) + strlen(name) + strlen(value) + 3;
+        if (p->settings_size + need > p->settings_capacity) {
+            p->settings_capacity = 2 * (p->settings_size + need) + 1024;
+            p->settings = tsr_realloc(p->settings, p->settings_capacity);
+        }
+        p->settings_size += (size_t)sprintf(p->settings + p->settings_size, "%s.%s", section,
+                                            name) + 1;
+        p->settings_size += (size_t)sprintf(p->settings + p->settings_size, "%s", value) + 1;
+        p->num_settings++;
+    }
     for (int i = 0; i < PROBE_COUNT; i++) {
         if (!p->keys[i] || strcmp(section, p->keys[i]->section) || strcmp(name, p->keys[i]->name))
             continue;
@@ -391,29 +427,57 @@ static tsr_status count_params(const load_context *ctx, const char *config_path,
     return st;
 }
 
+/* Moves the probe's settings into the run (the probe's are then NULL). */
+static void take_settings(run *r, config_probe *probe)
+{
+    r->settings = probe->settings;
+    r->num_settings = probe->num_settings;
+    r->setting_keys = tsr_malloc((size_t)(2 * probe->num_settings + 1) * sizeof *r->setting_keys);
+    r->setting_values = r->setting_keys + probe->num_settings;
+    const char *s = r->settings;
+    for (int i = 0; i < r->num_settings; i++) {
+        r->setting_keys[i] = s;
+        s += strlen(s) + 1;
+        r->setting_values[i] = s;
+        s += strlen(s) + 1;
+    }
+    probe->settings = NULL;
+}
+
+static tsr_status load_probed_run(const load_context *ctx, const char *dir, config_probe *probe,
+                                  report *rep, tsr_error *err);
+
 /* Reads the run in `dir` and appends it, or counts it as skipped. */
 static tsr_status load_run(const load_context *ctx, const char *dir, report *rep, tsr_error *err)
+{
+    config_key task_key = {"env", "name", NULL}, iterations_key = {"run", "iterations", NULL};
+    config_key steps_key = {"run", "training_steps", NULL};
+    config_probe probe = {.keys = {&task_key, &iterations_key, ctx->by, ctx->scale, &steps_key}};
+    tsr_status st = load_probed_run(ctx, dir, &probe, rep, err);
+    tsr_free(probe.settings); /* NULL once a run took them */
+    return st;
+}
+
+static tsr_status load_probed_run(const load_context *ctx, const char *dir, config_probe *probe,
+                                  report *rep, tsr_error *err)
 {
     char config_path[PATH_MAX], metrics_path[PATH_MAX];
     snprintf(config_path, sizeof config_path, "%s/config.ini", dir);
     snprintf(metrics_path, sizeof metrics_path, "%s/metrics.csv", dir);
-    config_key task_key = {"env", "name", NULL}, iterations_key = {"run", "iterations", NULL};
-    config_key steps_key = {"run", "training_steps", NULL};
-    config_probe probe = {{&task_key, &iterations_key, ctx->by, ctx->scale, &steps_key}, {{0}}, {0}};
-    int line = ini_parse(config_path, on_config_entry, &probe);
+    int line = ini_parse(config_path, on_config_entry, probe);
     if (line < 0)
         return tsr_error_set(err, TSR_STATUS_IO, "cannot read %s", config_path);
     if (line > 0)
         return tsr_error_set(err, TSR_STATUS_FORMAT, "%s:%d: not INI syntax", config_path, line);
     for (int i = 0; i < PROBE_COUNT; i++)
-        if (probe.keys[i] && !probe.found[i] && i != PROBE_STEPS) /* steps: for a note only */
+        if (probe->keys[i] && !probe->found[i] && i != PROBE_STEPS) /* steps: for a note only */
             return tsr_error_set(err, TSR_STATUS_FORMAT, "%s has no %s.%s", config_path,
-                                 probe.keys[i]->section, probe.keys[i]->name);
+                                 probe->keys[i]->section, probe->keys[i]->name);
     char *end;
-    long long iterations = strtoll(probe.values[PROBE_ITERATIONS], &end, 10);
-    if (*end || end == probe.values[PROBE_ITERATIONS] || iterations < 1)
+    long long iterations = strtoll(probe->values[PROBE_ITERATIONS], &end, 10);
+    if (*end || end == probe->values[PROBE_ITERATIONS] || iterations < 1)
         return tsr_error_set(err, TSR_STATUS_FORMAT, "%s: run.iterations = '%s' is not a count",
-                             config_path, probe.values[PROBE_ITERATIONS]);
+                             config_path, probe->values[PROBE_ITERATIONS]);
 
     run r = {0};
     int64_t last_iteration = 0;
@@ -431,8 +495,8 @@ static tsr_status load_run(const load_context *ctx, const char *dir, report *rep
         skipped = true;
     }
     if (st == TSR_STATUS_OK && !skipped) {
-        snprintf(r.task, sizeof r.task, "%s", probe.values[PROBE_TASK]);
-        snprintf(r.group, sizeof r.group, "%s", ctx->by ? probe.values[PROBE_BY] : "all");
+        snprintf(r.task, sizeof r.task, "%s", probe->values[PROBE_TASK]);
+        snprintf(r.group, sizeof r.group, "%s", ctx->by ? probe->values[PROBE_BY] : "all");
         /* The group is the value, not its spelling: 0.9 written by one
          * tessera as 0.90000000000000002 and by another as 0.9 is one
          * group, named the short way. */
@@ -446,13 +510,13 @@ static tsr_status load_run(const load_context *ctx, const char *dir, report *rep
             tsr_free(scratch);
         }
         long long steps = 0;
-        if (probe.found[PROBE_STEPS]) steps = strtoll(probe.values[PROBE_STEPS], &end, 10);
+        if (probe->found[PROBE_STEPS]) steps = strtoll(probe->values[PROBE_STEPS], &end, 10);
         r.budget = steps > 0 && !*end ? iterations * steps : 0;
         r.scale = NAN;
-        if (ctx->scale && !parse_double(probe.values[PROBE_SCALE], &r.scale))
+        if (ctx->scale && !parse_double(probe->values[PROBE_SCALE], &r.scale))
             st = tsr_error_set(err, TSR_STATUS_FORMAT, "%s: %s.%s = '%s' is not a number",
                                config_path, ctx->scale->section, ctx->scale->name,
-                               probe.values[PROBE_SCALE]);
+                               probe->values[PROBE_SCALE]);
         if (st == TSR_STATUS_OK && ctx->scale_params)
             st = count_params(ctx, config_path, &r.scale, err);
     }
@@ -474,6 +538,7 @@ static tsr_status load_run(const load_context *ctx, const char *dir, report *rep
         tsr_free(r.eval_return);
         return st;
     }
+    take_settings(&r, probe);
     rep->runs = grow(rep->runs, &rep->capacity, rep->num_runs, sizeof *rep->runs);
     rep->runs[rep->num_runs++] = r;
     return TSR_STATUS_OK;
@@ -583,6 +648,8 @@ static void free_report(report *rep)
     for (int64_t i = 0; i < rep->num_runs; i++) {
         tsr_free(rep->runs[i].agent_steps);
         tsr_free(rep->runs[i].eval_return);
+        tsr_free(rep->runs[i].settings);
+        tsr_free(rep->runs[i].setting_keys);
     }
     tsr_free(rep->runs);
     tsr_free(rep->seen);
@@ -731,11 +798,84 @@ static void print_aggregates(const report *rep, const char *group_header,
     matrix_storage_fini(&s);
 }
 
+/* Whether two settings' values differ: as numbers when both are (0.1 and
+ * 0.10000000000000001 are one value), else as text. */
+static bool settings_differ(const char *a, const char *b)
+{
+    double x, y;
+    if (parse_double(a, &x) && parse_double(b, &y)) return x != y;
+    return strcmp(a, b) != 0;
+}
+
+/* r's value of `key` ("section.key"); for a key its config.ini lacks (one
+ * written before the key existed) the default, which is what loading that
+ * file gives; NULL for a key this tessera does not know either. */
+static const char *find_setting(const tsr_run_schema *schema, const run *r, const char *key)
+{
+    for (int i = 0; i < r->num_settings; i++)
+        if (!strcmp(r->setting_keys[i], key)) return r->setting_values[i];
+    char section[TSR_CONFIG_STRING_BYTES];
+    const char *dot = strchr(key, '.');
+    if (!dot || (size_t)(dot - key) >= sizeof section) return NULL;
+    memcpy(section, key, (size_t)(dot - key));
+    section[dot - key] = '\0';
+    const tsr_config_key *entry = tsr_config_find(&schema->schema, section, dot + 1);
+    return entry ? entry->default_value : NULL;
+}
+
+enum { MAX_NAMED_SETTINGS = 4 };
+
+/* The note on group g's runs of task t whose configs differ in a setting
+ * other than ignored_setting's: the scores pooled are not of one
+ * configuration. Names the first few keys with two of their values. */
+static void note_mixed_settings(const tsr_run_schema *schema, const report *rep, int g, int t,
+                                const char *name)
+{
+    const run *first = NULL;
+    const char *keys[MAX_NAMED_SETTINGS], *values[MAX_NAMED_SETTINGS][2];
+    int differing = 0;
+    for (int64_t i = 0; i < rep->num_runs; i++) {
+        const run *r = &rep->runs[i];
+        if (r->group_id != g || r->task_id != t) continue;
+        if (!first) {
+            first = r;
+            continue;
+        }
+        /* Keys of either run, against the other's value (or "(absent)"). */
+        for (int side = 0; side < 2; side++) {
+            const run *a = side ? r : first, *b = side ? first : r;
+            for (int k = 0; k < a->num_settings; k++) {
+                const char *key = a->setting_keys[k], *other = find_setting(schema, b, key);
+                if (other && !settings_differ(a->setting_values[k], other)) continue;
+                bool known = false;
+                for (int j = 0; j < differing && j < MAX_NAMED_SETTINGS; j++)
+                    known |= !strcmp(keys[j], key);
+                if (known) continue;
+                if (differing < MAX_NAMED_SETTINGS) {
+                    keys[differing] = key;
+                    values[differing][side] = a->setting_values[k];
+                    values[differing][!side] = other ? other : "(absent)";
+                }
+                differing++;
+            }
+        }
+    }
+    if (!differing) return;
+    printf("\nNote: %s%s%s%s mixes runs whose configs differ in ", name ? "group " : "",
+           name ? name : "", name ? ", task " : "task ", rep->tasks[t]);
+    for (int j = 0; j < differing && j < MAX_NAMED_SETTINGS; j++)
+        printf("%s%s (%s vs %s)", j ? ", " : "", keys[j], values[j][0], values[j][1]);
+    if (differing > MAX_NAMED_SETTINGS)
+        printf(" and %d more key%s", differing - MAX_NAMED_SETTINGS,
+               differing - MAX_NAMED_SETTINGS == 1 ? "" : "s");
+    printf(": its scores are not of one configuration; --by one of them to tell them apart.\n");
+}
+
 /* What makes the aggregates above weaker than they look, said under the
  * table: raw returns of several tasks pooled, groups over different task
  * sets (rliable requires one set), tasks with one run (the bootstrap cannot
- * vary them), a task's runs of different budgets. */
-static void print_caveats(const report *rep, bool normalized)
+ * vary them), a task's runs of different budgets or different settings. */
+static void print_caveats(const tsr_run_schema *schema, const report *rep, bool normalized)
 {
     if (!normalized && rep->num_tasks > 1)
         printf("\nNote: these aggregates pool the raw returns of %d tasks, whose scales differ "
@@ -778,6 +918,7 @@ static void print_caveats(const report *rep, bool normalized)
                        "one budget.\n",
                        name ? "group " : "", name ? name : "", name ? ", task " : "task ",
                        rep->tasks[t], (long long)low, (long long)high);
+            note_mixed_settings(schema, rep, g, t, name);
         }
     }
     tsr_free(runs);
@@ -1304,7 +1445,7 @@ int tsr_cmd_report(int argc, char **argv)
                                   : "runs resampled within each task",
            (long long)options.reps, (unsigned long long)options.seed);
     print_aggregates(&rep, by_text ? by_text : "group", &options, csv);
-    print_caveats(&rep, normalize != NULL);
+    print_caveats(schema, &rep, normalize != NULL);
     if (rep.num_groups > 1) {
         printf("\nProbability of improvement P(X > Y) over the tasks both groups ran "
                "(Mann-Whitney U / (n_x n_y) per task, averaged%s):\n\n",
