@@ -399,10 +399,35 @@ static void append_to_config(const char *rel, const char *text)
     fclose(f);
 }
 
-/* A task's runs in one group whose configs differ in a setting that can
- * change a score are named, with two of the values; the seed, threads,
- * logging and checkpointing are not such settings, a key a config.ini lacks
- * counts as its default, and numbers compare as numbers. */
+/* Replaces the first `from` in a run's config.ini with `to`. */
+static void edit_config(const char *rel, const char *from, const char *to)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/runs/%s/config.ini", tmpdir, rel);
+    char *text = slurp(path);
+    cr_assert_not_null(text);
+    char *at = strstr(text, from);
+    cr_assert_not_null(at, "%s has no '%s'", path, from);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    fclose(f);
+    free(text);
+}
+
+static int count_of(const char *text, const char *what)
+{
+    int n = 0;
+    for (const char *c = text; (c = strstr(c, what)); c++) n++;
+    return n;
+}
+
+/* A group's runs whose configs differ within a task in a setting that can
+ * change a score are named, with two of the values, in one note per group;
+ * the seed, threads, logging and checkpointing are not such settings, a key
+ * a config.ini lacks counts as its default, values compare as tessera reads
+ * them (0.99 = 0.98999999999999999, yes = true), a key given twice keeps
+ * its last value, and --scale's key is what a scaling report pools. */
 Test(report_cli, names_settings_that_differ_within_a_task, .init = make_tmpdir,
      .fini = remove_tmpdir)
 {
@@ -410,31 +435,48 @@ Test(report_cli, names_settings_that_differ_within_a_task, .init = make_tmpdir,
     char *out, *err;
     cr_assert_eq(tessera("report runs --by network.num_experts --reps 200", &out, &err), 0,
                  "stderr: %s", err);
-    cr_expect(!strstr(out, "configs differ"), "one configuration per group and task: %s", out);
+    cr_expect(!strstr(out, "runs differ in"), "one configuration per group and task: %s", out);
     free(out);
     free(err);
     /* Without --by, experts 1 and 4 share each task. */
     cr_assert_eq(tessera("report runs --reps 200", &out, &err), 0, "stderr: %s", err);
-    cr_expect(strstr(out, "Note: task minatar/asterix mixes runs whose configs differ in "
-                          "network.num_experts (1 vs 4): its scores are not of one "
-                          "configuration; --by one of them to tell them apart."), "%s", out);
-    cr_expect(strstr(out, "Note: task minatar/breakout mixes runs whose configs differ in "
-                          "network.num_experts (1 vs 4)"), "%s", out);
+    cr_expect(strstr(out, "Note: in tasks minatar/asterix, minatar/breakout, runs differ in "
+                          "network.num_experts (1 vs 4): their scores are not of one "
+                          "configuration; --by one of those keys to tell them apart."),
+              "%s", out);
     free(out);
     free(err);
-    /* Group 1's second Asterix run has another discount and seed; group 4's
-     * write the default discount, one of them spelled long, and other
-     * threads and logging. */
-    append_to_config("e1/asterix-s1", "seed = 5\nthreads = 2\n[agent]\ngamma = 0.9\n");
-    append_to_config("e4/asterix-s0", "log_every = 7\n[agent]\ngamma = 0.99\n");
-    append_to_config("e4/asterix-s1", "[agent]\ngamma = 0.98999999999999999\n");
+    /* Unless the report scales over it. */
+    cr_assert_eq(tessera("report runs --reps 200 --curve-reps 100 --plots figs --scale "
+                         "network.num_experts", &out, &err), 0, "stderr: %s", err);
+    cr_expect(!strstr(out, "runs differ in"), "%s", out);
+    free(out);
+    free(err);
+
+    /* Group 1's second Asterix run: another discount, seed and threads.
+     * Group 4's: the default discount written out, once spelled long and
+     * given twice, double DQN spelled two ways, other logging. */
+    edit_config("e1/asterix-s1", "seed = 0", "seed = 5\nthreads = 2");
+    append_to_config("e1/asterix-s1", "[agent]\ngamma = 0.9\n");
+    append_to_config("e4/asterix-s0", "log_every = 7\n[agent]\ngamma = 0.99\ndouble_dqn = yes\n");
+    append_to_config("e4/asterix-s1", "[agent]\ngamma = 0.5\ngamma = 0.98999999999999999\n"
+                                      "double_dqn = true\n");
     cr_assert_eq(tessera("report runs --by network.num_experts --reps 200", &out, &err), 0,
                  "stderr: %s", err);
-    cr_expect(strstr(out, "Note: group 1, task minatar/asterix mixes runs whose configs differ in "
-                          "agent.gamma (0.99 vs 0.9): its scores"), "%s", out);
-    int notes = 0;
-    for (const char *c = out; (c = strstr(c, "configs differ")); c++) notes++;
-    cr_expect_eq(notes, 1, "%s", out);
+    cr_expect(strstr(out, "Note: group 1, in task minatar/asterix, runs differ in agent.gamma "
+                          "(0.99 vs 0.9): their scores"), "%s", out);
+    cr_expect_eq(count_of(out, "runs differ in"), 1, "%s", out);
+    free(out);
+    free(err);
+    /* Six keys differ in group 4's Breakout runs: four named, two counted. */
+    append_to_config("e4/breakout-s1", "[agent]\ngamma = 0.9\nreplay_capacity = 500\n"
+                                       "batch_size = 7\nn_step = 2\nupdate_period = 3\n"
+                                       "target_update_period = 9\n");
+    cr_assert_eq(tessera("report runs --by network.num_experts --reps 200", &out, &err), 0,
+                 "stderr: %s", err);
+    const char *note = strstr(out, "Note: group 4, in task minatar/breakout, runs differ in ");
+    cr_expect(note && strstr(note, " and 2 more keys: their scores"), "%s", out);
+    cr_expect_eq(count_of(out, "runs differ in"), 2, "%s", out);
     free(out);
     free(err);
 }

@@ -155,14 +155,19 @@ typedef struct config_probe {
 } config_probe;
 
 /* Keys that differ between runs of one experiment without making their
- * scores incomparable: the seed (what the runs are for), threads, logging
- * and checkpointing; the budget has a note of its own. */
+ * scores incomparable: the seed (what the runs are for), threads and
+ * numerics, logging, a metric's threshold, checkpointing and the replay's
+ * lossless packing; the budget has a note of its own, and [config] names
+ * base files. */
 static bool ignored_setting(const char *section, const char *name)
 {
-    static const char *const run_keys[] = {"seed", "threads", "log_every", "checkpoint_every",
-                                           "checkpoint_keep", "checkpoint_replay", "iterations",
-                                           "training_steps"};
+    static const char *const run_keys[] = {
+        "seed",           "threads",         "flush_denormals",  "log_every",
+        "dormant_threshold", "checkpoint_every", "checkpoint_keep", "checkpoint_replay",
+        "iterations",     "training_steps"};
     if (!strcmp(section, "env") && !strcmp(name, "name")) return true; /* the task */
+    if (!strcmp(section, "agent") && !strcmp(name, "bit_pack_replay")) return true;
+    if (!strcmp(section, "config")) return true;
     if (strcmp(section, "run")) return false;
     for (size_t i = 0; i < sizeof run_keys / sizeof run_keys[0]; i++)
         if (!strcmp(name, run_keys[i])) return true;
@@ -384,6 +389,7 @@ typedef struct load_context {
     const config_key *by, *scale; /* NULL when not given */
     bool scale_params;
     const norm_table *norm;       /* NULL: raw returns */
+    tsr_run_config *scratch;      /* for canonical_value */
 } load_context;
 
 static bool is_file(const char *dir, const char *name)
@@ -427,21 +433,70 @@ static tsr_status count_params(const load_context *ctx, const char *config_path,
     return st;
 }
 
-/* Moves the probe's settings into the run (the probe's are then NULL). */
-static void take_settings(run *r, config_probe *probe)
+/* `value` of "section.key" as tessera writes it (0.99 for
+ * 0.98999999999999999, true for yes), or as it is for a key or value this
+ * tessera does not know. */
+static const char *canonical_value(const tsr_run_schema *schema, tsr_run_config *scratch,
+                                   const char *key, const char *value, char *buf, size_t size)
 {
-    r->settings = probe->settings;
-    r->num_settings = probe->num_settings;
-    r->setting_keys = tsr_malloc((size_t)(2 * probe->num_settings + 1) * sizeof *r->setting_keys);
-    r->setting_values = r->setting_keys + probe->num_settings;
-    const char *s = r->settings;
-    for (int i = 0; i < r->num_settings; i++) {
-        r->setting_keys[i] = s;
-        s += strlen(s) + 1;
-        r->setting_values[i] = s;
-        s += strlen(s) + 1;
+    char section[TSR_CONFIG_STRING_BYTES];
+    const char *dot = strchr(key, '.');
+    const tsr_config_key *entry = NULL;
+    if (dot && (size_t)(dot - key) < sizeof section) {
+        memcpy(section, key, (size_t)(dot - key));
+        section[dot - key] = '\0';
+        entry = tsr_config_find(&schema->schema, section, dot + 1);
     }
-    probe->settings = NULL;
+    tsr_error ignored;
+    if (entry && tsr_config_set(&schema->schema, scratch, section, dot + 1, value, "report",
+                                &ignored) == TSR_STATUS_OK)
+        return tsr_config_format_value(entry, scratch, buf, size);
+    snprintf(buf, size, "%s", value);
+    return buf;
+}
+
+/* The probe's settings into the run: a key given twice keeps its last
+ * value (as inih's readers do), every value canonical. */
+static void take_settings(const load_context *ctx, run *r, const config_probe *probe)
+{
+    int n = 0;
+    const char **keys = tsr_malloc((size_t)(2 * probe->num_settings + 1) * sizeof *keys);
+    const char **values = keys + probe->num_settings;
+    const char *p = probe->settings;
+    for (int i = 0; i < probe->num_settings; i++) {
+        const char *key = p, *value = p + strlen(p) + 1;
+        p = value + strlen(value) + 1;
+        int j = 0;
+        while (j < n && strcmp(keys[j], key)) j++;
+        keys[j] = key;
+        values[j] = value;
+        n += j == n;
+    }
+    size_t size = 0, capacity = 0;
+    char *block = NULL;
+    for (int i = 0; i < n; i++) {
+        char canonical[TSR_CONFIG_STRING_BYTES + 32];
+        canonical_value(ctx->schema, ctx->scratch, keys[i], values[i], canonical,
+                        sizeof canonical);
+        size_t need = strlen(keys[i]) + strlen(canonical) + 2;
+        if (size + need > capacity) {
+            capacity = 2 * (size + need) + 1024;
+            block = tsr_realloc(block, capacity);
+        }
+        size += (size_t)sprintf(block + size, "%s", keys[i]) + 1;
+        size += (size_t)sprintf(block + size, "%s", canonical) + 1;
+    }
+    r->settings = block;
+    r->num_settings = n;
+    r->setting_keys = keys; /* repointed into the block below */
+    r->setting_values = keys + n;
+    const char *b = block;
+    for (int i = 0; i < n; i++) {
+        keys[i] = b;
+        b += strlen(b) + 1;
+        keys[n + i] = b;
+        b += strlen(b) + 1;
+    }
 }
 
 static tsr_status load_probed_run(const load_context *ctx, const char *dir, config_probe *probe,
@@ -454,7 +509,7 @@ static tsr_status load_run(const load_context *ctx, const char *dir, report *rep
     config_key steps_key = {"run", "training_steps", NULL};
     config_probe probe = {.keys = {&task_key, &iterations_key, ctx->by, ctx->scale, &steps_key}};
     tsr_status st = load_probed_run(ctx, dir, &probe, rep, err);
-    tsr_free(probe.settings); /* NULL once a run took them */
+    tsr_free(probe.settings);
     return st;
 }
 
@@ -509,8 +564,14 @@ static tsr_status load_probed_run(const load_context *ctx, const char *dir, conf
                 tsr_config_format_value(ctx->by->entry, scratch, r.group, sizeof r.group);
             tsr_free(scratch);
         }
-        long long steps = 0;
-        if (probe->found[PROBE_STEPS]) steps = strtoll(probe->values[PROBE_STEPS], &end, 10);
+        /* A config.ini without the key (written before it existed) had
+         * the default, as for every setting. */
+        const tsr_config_key *steps_entry =
+            tsr_config_find(&ctx->schema->schema, "run", "training_steps");
+        const char *steps_text = probe->found[PROBE_STEPS] ? probe->values[PROBE_STEPS]
+                                 : steps_entry              ? steps_entry->default_value
+                                                            : "";
+        long long steps = strtoll(steps_text, &end, 10);
         r.budget = steps > 0 && !*end ? iterations * steps : 0;
         r.scale = NAN;
         if (ctx->scale && !parse_double(probe->values[PROBE_SCALE], &r.scale))
@@ -538,7 +599,7 @@ static tsr_status load_probed_run(const load_context *ctx, const char *dir, conf
         tsr_free(r.eval_return);
         return st;
     }
-    take_settings(&r, probe);
+    take_settings(ctx, &r, probe);
     rep->runs = grow(rep->runs, &rep->capacity, rep->num_runs, sizeof *rep->runs);
     rep->runs[rep->num_runs++] = r;
     return TSR_STATUS_OK;
@@ -798,19 +859,12 @@ static void print_aggregates(const report *rep, const char *group_header,
     matrix_storage_fini(&s);
 }
 
-/* Whether two settings' values differ: as numbers when both are (0.1 and
- * 0.10000000000000001 are one value), else as text. */
-static bool settings_differ(const char *a, const char *b)
-{
-    double x, y;
-    if (parse_double(a, &x) && parse_double(b, &y)) return x != y;
-    return strcmp(a, b) != 0;
-}
-
 /* r's value of `key` ("section.key"); for a key its config.ini lacks (one
  * written before the key existed) the default, which is what loading that
- * file gives; NULL for a key this tessera does not know either. */
-static const char *find_setting(const tsr_run_schema *schema, const run *r, const char *key)
+ * file gives, canonical in `buf`; NULL for a key this tessera does not know
+ * either. */
+static const char *find_setting(const tsr_run_schema *schema, tsr_run_config *scratch,
+                                const run *r, const char *key, char *buf, size_t size)
 {
     for (int i = 0; i < r->num_settings; i++)
         if (!strcmp(r->setting_keys[i], key)) return r->setting_values[i];
@@ -820,62 +874,99 @@ static const char *find_setting(const tsr_run_schema *schema, const run *r, cons
     memcpy(section, key, (size_t)(dot - key));
     section[dot - key] = '\0';
     const tsr_config_key *entry = tsr_config_find(&schema->schema, section, dot + 1);
-    return entry ? entry->default_value : NULL;
+    if (!entry) return NULL;
+    return canonical_value(schema, scratch, key, entry->default_value, buf, size);
+}
+
+/* Keys the settings note leaves out besides ignored_setting's: --scale's
+ * (its values are what a scaling report pools on purpose), and with
+ * --scale params every [network] key. */
+static bool scaled_setting(const load_context *ctx, const char *key)
+{
+    if (ctx->scale_params) return !strncmp(key, "network.", 8);
+    if (!ctx->scale) return false;
+    size_t n = strlen(ctx->scale->section);
+    return !strncmp(key, ctx->scale->section, n) && key[n] == '.' &&
+           !strcmp(key + n + 1, ctx->scale->name);
 }
 
 enum { MAX_NAMED_SETTINGS = 4 };
 
-/* The note on group g's runs of task t whose configs differ in a setting
- * other than ignored_setting's: the scores pooled are not of one
- * configuration. Names the first few keys with two of their values. */
-static void note_mixed_settings(const tsr_run_schema *schema, const report *rep, int g, int t,
+typedef struct mixed_setting {
+    const char *key;
+    char values[2][TSR_CONFIG_STRING_BYTES + 32]; /* two that differ */
+} mixed_setting;
+
+/* The note on group g's runs whose configs differ within a task in a
+ * setting other than ignored_setting's and scaled_setting's: the scores
+ * pooled are not of one configuration. One note per group, naming the
+ * first few keys with two of their values and the tasks concerned. */
+static void note_mixed_settings(const load_context *ctx, const report *rep, int g,
                                 const char *name)
 {
-    const run *first = NULL;
-    const char *keys[MAX_NAMED_SETTINGS], *values[MAX_NAMED_SETTINGS][2];
-    int differing = 0;
-    for (int64_t i = 0; i < rep->num_runs; i++) {
-        const run *r = &rep->runs[i];
-        if (r->group_id != g || r->task_id != t) continue;
-        if (!first) {
-            first = r;
-            continue;
-        }
-        /* Keys of either run, against the other's value (or "(absent)"). */
-        for (int side = 0; side < 2; side++) {
-            const run *a = side ? r : first, *b = side ? first : r;
-            for (int k = 0; k < a->num_settings; k++) {
-                const char *key = a->setting_keys[k], *other = find_setting(schema, b, key);
-                if (other && !settings_differ(a->setting_values[k], other)) continue;
-                bool known = false;
-                for (int j = 0; j < differing && j < MAX_NAMED_SETTINGS; j++)
-                    known |= !strcmp(keys[j], key);
-                if (known) continue;
-                if (differing < MAX_NAMED_SETTINGS) {
-                    keys[differing] = key;
-                    values[differing][side] = a->setting_values[k];
-                    values[differing][!side] = other ? other : "(absent)";
+    mixed_setting *mixed = NULL;
+    int64_t num_mixed = 0, capacity = 0;
+    bool *task_mixed = tsr_calloc((size_t)rep->num_tasks, sizeof *task_mixed);
+    char buf[TSR_CONFIG_STRING_BYTES + 32];
+    for (int t = 0; t < rep->num_tasks; t++) {
+        const run *first = NULL;
+        for (int64_t i = 0; i < rep->num_runs; i++) {
+            const run *r = &rep->runs[i];
+            if (r->group_id != g || r->task_id != t) continue;
+            if (!first) {
+                first = r;
+                continue;
+            }
+            /* Every key of either run, against the other's value. */
+            for (int side = 0; side < 2; side++) {
+                const run *a = side ? r : first, *b = side ? first : r;
+                for (int k = 0; k < a->num_settings; k++) {
+                    const char *key = a->setting_keys[k];
+                    if (scaled_setting(ctx, key)) continue;
+                    const char *other =
+                        find_setting(ctx->schema, ctx->scratch, b, key, buf, sizeof buf);
+                    if (other && !strcmp(a->setting_values[k], other)) continue;
+                    task_mixed[t] = true;
+                    int64_t j = 0;
+                    while (j < num_mixed && strcmp(mixed[j].key, key)) j++;
+                    if (j < num_mixed) continue;
+                    mixed = grow(mixed, &capacity, num_mixed, sizeof *mixed);
+                    mixed[num_mixed].key = key;
+                    snprintf(mixed[num_mixed].values[side], sizeof mixed->values[0], "%s",
+                             a->setting_values[k]);
+                    snprintf(mixed[num_mixed].values[!side], sizeof mixed->values[0], "%s",
+                             other ? other : "(absent)");
+                    num_mixed++;
                 }
-                differing++;
             }
         }
     }
-    if (!differing) return;
-    printf("\nNote: %s%s%s%s mixes runs whose configs differ in ", name ? "group " : "",
-           name ? name : "", name ? ", task " : "task ", rep->tasks[t]);
-    for (int j = 0; j < differing && j < MAX_NAMED_SETTINGS; j++)
-        printf("%s%s (%s vs %s)", j ? ", " : "", keys[j], values[j][0], values[j][1]);
-    if (differing > MAX_NAMED_SETTINGS)
-        printf(" and %d more key%s", differing - MAX_NAMED_SETTINGS,
-               differing - MAX_NAMED_SETTINGS == 1 ? "" : "s");
-    printf(": its scores are not of one configuration; --by one of them to tell them apart.\n");
+    if (num_mixed) {
+        int tasks = 0;
+        for (int t = 0; t < rep->num_tasks; t++) tasks += task_mixed[t];
+        printf("\nNote: %s%s%sin task%s ", name ? "group " : "", name ? name : "",
+               name ? ", " : "", tasks == 1 ? "" : "s");
+        for (int t = 0, shown = 0; t < rep->num_tasks; t++)
+            if (task_mixed[t]) printf("%s%s", shown++ ? ", " : "", rep->tasks[t]);
+        printf(", runs differ in ");
+        for (int64_t j = 0; j < num_mixed && j < MAX_NAMED_SETTINGS; j++)
+            printf("%s%s (%s vs %s)", j ? ", " : "", mixed[j].key, mixed[j].values[0],
+                   mixed[j].values[1]);
+        if (num_mixed > MAX_NAMED_SETTINGS)
+            printf(" and %lld more key%s", (long long)(num_mixed - MAX_NAMED_SETTINGS),
+                   num_mixed - MAX_NAMED_SETTINGS == 1 ? "" : "s");
+        printf(": their scores are not of one configuration; --by one of those keys to tell "
+               "them apart.\n");
+    }
+    tsr_free(mixed);
+    tsr_free(task_mixed);
 }
 
 /* What makes the aggregates above weaker than they look, said under the
  * table: raw returns of several tasks pooled, groups over different task
  * sets (rliable requires one set), tasks with one run (the bootstrap cannot
  * vary them), a task's runs of different budgets or different settings. */
-static void print_caveats(const tsr_run_schema *schema, const report *rep, bool normalized)
+static void print_caveats(const load_context *ctx, const report *rep, bool normalized)
 {
     if (!normalized && rep->num_tasks > 1)
         printf("\nNote: these aggregates pool the raw returns of %d tasks, whose scales differ "
@@ -918,8 +1009,8 @@ static void print_caveats(const tsr_run_schema *schema, const report *rep, bool 
                        "one budget.\n",
                        name ? "group " : "", name ? name : "", name ? ", task " : "task ",
                        rep->tasks[t], (long long)low, (long long)high);
-            note_mixed_settings(schema, rep, g, t, name);
         }
+        note_mixed_settings(ctx, rep, g, name);
     }
     tsr_free(runs);
 }
@@ -1276,7 +1367,8 @@ static bool parse_tau_range(const char *text, double range[2])
     const char *second = end + 1;
     range[1] = strtod(second, &end);
     if (end == second || *end || errno) return false;
-    return isfinite(range[0]) && isfinite(range[1]) && range[0] < range[1];
+    return isfinite(range[0]) && isfinite(range[1]) && range[0] < range[1] &&
+           isfinite(range[1] - range[0]);
 }
 
 /* ---- the command ----------------------------------------------------------- */
@@ -1379,7 +1471,8 @@ int tsr_cmd_report(int argc, char **argv)
     tsr_run_schema_init(schema);
     tsr_error err;
     config_key by, scale;
-    load_context ctx = {schema, NULL, NULL, false, NULL};
+    load_context ctx = {schema, NULL, NULL, false, NULL, tsr_malloc(sizeof(tsr_run_config))};
+    tsr_run_config_defaults(schema, ctx.scratch);
     norm_table norm = {0};
     report rep = {0};
     FILE *csv = NULL;
@@ -1445,7 +1538,7 @@ int tsr_cmd_report(int argc, char **argv)
                                   : "runs resampled within each task",
            (long long)options.reps, (unsigned long long)options.seed);
     print_aggregates(&rep, by_text ? by_text : "group", &options, csv);
-    print_caveats(schema, &rep, normalize != NULL);
+    print_caveats(&ctx, &rep, normalize != NULL);
     if (rep.num_groups > 1) {
         printf("\nProbability of improvement P(X > Y) over the tasks both groups ran "
                "(Mann-Whitney U / (n_x n_y) per task, averaged%s):\n\n",
@@ -1491,6 +1584,7 @@ done:
     if (status) fail(&err);
     free_report(&rep);
     tsr_free(norm.rows);
+    tsr_free(ctx.scratch);
     tsr_free(schema);
     tsr_free(dirs);
     return status;
