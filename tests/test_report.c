@@ -663,7 +663,8 @@ Test(report_cli, profile_taus_set_the_thresholds_of_the_profile, .init = make_tm
     cr_expect_eq(rows, 2 * 101, "%s", dat);
     free(dat);
 
-    static const char *const bad[] = {"5", "3:1", "2:2", "a:b", "1:inf", "0:nan", "1:2:3", ":1"};
+    static const char *const bad[] = {"5",   "3:1",   "2:2", "a:b",
+                                      "1:inf", "0:nan", "1:2:3", ":1", "-1e308:1e308"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char args[256];
         snprintf(args, sizeof args, "report runs --plots figs --profile-taus %s", bad[i]);
