@@ -548,6 +548,24 @@ bool tsr_pruner_schedule_fits(const tsr_pruner *p, int64_t expected_updates, cha
                               size_t size)
 {
     const tsr_prune_config *c = &p->config;
+    if (c->mode == TSR_PRUNE_MODE_GMP && p->start == p->end) {
+        /* jaxpruner's one-shot schedule: easy to get by accident, e.g.
+         * from step_units = updates with start_step and end_step left at
+         * their defaults (0 and 0: before any training). */
+        char window[128];
+        if (c->step_units == TSR_PRUNE_STEPS_UPDATES)
+            snprintf(window, sizeof window, "pruning.start_step = end_step = %lld",
+                     (long long)c->start_step);
+        else
+            snprintf(window, sizeof window, "pruning.start_fraction = %g and end_fraction = %g",
+                     c->start_fraction, c->end_fraction);
+        snprintf(msg, size,
+                 "pruning: mode = gmp with a window of no length (%s) prunes once, before "
+                 "gradient update %lld, straight to target_sparsity = %.4g: not gradual; give "
+                 "an end after the start, or mode = one_shot to mean it",
+                 window, (long long)p->start, c->target_sparsity);
+        return false;
+    }
     if (c->step_units != TSR_PRUNE_STEPS_UPDATES || c->mode == TSR_PRUNE_MODE_NONE ||
         c->mode == TSR_PRUNE_MODE_STATIC)
         return true;

@@ -229,6 +229,26 @@ Test(pruner, schedule_fits_names_a_schedule_beyond_the_runs_updates)
     p = new_pruner(&params, &fractions, 5000);
     cr_expect(tsr_pruner_schedule_fits(p, 10, msg, sizeof msg), "fractions fit by construction");
     tsr_pruner_free(p);
+
+    /* A gmp window of no length prunes once, in either unit: said, since
+     * start_step = end_step = 0 are the defaults. */
+    gmp = steps_config(0.9, 0, 0, 100);
+    p = new_pruner(&params, &gmp, 0);
+    cr_expect_not(tsr_pruner_schedule_fits(p, 1000, msg, sizeof msg));
+    cr_expect(strstr(msg, "mode = gmp with a window of no length (pruning.start_step = end_step "
+                          "= 0) prunes once, before gradient update 0, straight to "
+                          "target_sparsity = 0.9: not gradual"), "%s", msg);
+    tsr_pruner_free(p);
+    fractions.start_fraction = fractions.end_fraction = 0.5;
+    p = new_pruner(&params, &fractions, 5000);
+    cr_expect_not(tsr_pruner_schedule_fits(p, 5000, msg, sizeof msg));
+    cr_expect(strstr(msg, "(pruning.start_fraction = 0.5 and end_fraction = 0.5) prunes once, "
+                          "before gradient update 2500"), "%s", msg);
+    tsr_pruner_free(p);
+    fractions.mode = TSR_PRUNE_MODE_ONE_SHOT; /* meant */
+    p = new_pruner(&params, &fractions, 5000);
+    cr_expect(tsr_pruner_schedule_fits(p, 5000, msg, sizeof msg), "%s", msg);
+    tsr_pruner_free(p);
     tsr_params_fini(&params);
 }
 

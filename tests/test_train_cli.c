@@ -242,6 +242,8 @@ Test(train_cli, a_pruning_schedule_beyond_the_runs_updates_is_warned_about, .ini
          "WARNING: pruning: the schedule ends at gradient update 1500 (pruning.end_step), but "
          "this run makes about 999 updates: its last mask, before update 900, has sparsity "},
         {"--set pruning.start_step=0 --set pruning.end_step=900", NULL},
+        {"", "WARNING: pruning: mode = gmp with a window of no length (pruning.start_step = "
+             "end_step = 0) prunes once, before gradient update 0"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *out, *err, args[1024];

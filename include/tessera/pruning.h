@@ -171,7 +171,9 @@ int64_t tsr_pruner_end_step(const tsr_pruner *pruner);
  * is at or beyond that count (the network would most likely stay dense), or
  * a gmp window has mask updates beyond it that the masks need to reach
  * target_sparsity, writes a sentence saying so to `msg` and returns false.
- * Fractions fit by construction; none and static always fit. */
+ * So it does, in either unit, for a gmp window of no length (start = end),
+ * which prunes once rather than gradually. Otherwise fractions fit by
+ * construction; none and static always fit. */
 bool tsr_pruner_schedule_fits(const tsr_pruner *pruner, int64_t expected_updates, char *msg,
                               size_t size);
 
