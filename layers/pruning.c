@@ -548,12 +548,25 @@ bool tsr_pruner_schedule_fits(const tsr_pruner *p, int64_t expected_updates, cha
                               size_t size)
 {
     const tsr_prune_config *c = &p->config;
+    if (c->mode == TSR_PRUNE_MODE_NONE || c->mode == TSR_PRUNE_MODE_STATIC) return true;
+    bool updates = c->step_units == TSR_PRUNE_STEPS_UPDATES;
+    int64_t freq = c->update_freq;
+    bool one_mask = c->mode == TSR_PRUNE_MODE_ONE_SHOT || p->start == p->end;
+    int64_t first = one_mask ? p->start : (p->start + freq - 1) / freq * freq;
+    if (updates && first >= expected_updates) {
+        snprintf(msg, size,
+                 "pruning: the first mask is computed before gradient update %lld "
+                 "(pruning.start_step = %lld), but this run makes about %lld updates, so the "
+                 "network will most likely never be pruned",
+                 (long long)first, (long long)c->start_step, (long long)expected_updates);
+        return false;
+    }
     if (c->mode == TSR_PRUNE_MODE_GMP && p->start == p->end) {
         /* jaxpruner's one-shot schedule: easy to get by accident, e.g.
          * from step_units = updates with start_step and end_step left at
          * their defaults (0 and 0: before any training). */
         char window[128];
-        if (c->step_units == TSR_PRUNE_STEPS_UPDATES)
+        if (updates)
             snprintf(window, sizeof window, "pruning.start_step = end_step = %lld",
                      (long long)c->start_step);
         else
@@ -566,20 +579,7 @@ bool tsr_pruner_schedule_fits(const tsr_pruner *p, int64_t expected_updates, cha
                  window, (long long)p->start, c->target_sparsity);
         return false;
     }
-    if (c->step_units != TSR_PRUNE_STEPS_UPDATES || c->mode == TSR_PRUNE_MODE_NONE ||
-        c->mode == TSR_PRUNE_MODE_STATIC)
-        return true;
-    int64_t freq = c->update_freq;
-    bool one_mask = c->mode == TSR_PRUNE_MODE_ONE_SHOT || p->start == p->end;
-    int64_t first = one_mask ? p->start : (p->start + freq - 1) / freq * freq;
-    if (first >= expected_updates) {
-        snprintf(msg, size,
-                 "pruning: the first mask is computed before gradient update %lld "
-                 "(pruning.start_step = %lld), but this run makes about %lld updates, so the "
-                 "network will most likely never be pruned",
-                 (long long)first, (long long)c->start_step, (long long)expected_updates);
-        return false;
-    }
+    if (!updates) return true; /* fractions fit the run by construction */
     int64_t last = (expected_updates - 1) / freq * freq; /* >= first: checked above */
     /* A mask update the run misses, and with it sparsity (with update_freq
      * 1 the update before `end` already reaches the target). */

@@ -245,6 +245,12 @@ Test(pruner, schedule_fits_names_a_schedule_beyond_the_runs_updates)
     cr_expect(strstr(msg, "(pruning.start_fraction = 0.5 and end_fraction = 0.5) prunes once, "
                           "before gradient update 2500"), "%s", msg);
     tsr_pruner_free(p);
+    /* Beyond the run, it never prunes at all: that is what is said. */
+    gmp = steps_config(0.9, 2000, 2000, 100);
+    p = new_pruner(&params, &gmp, 0);
+    cr_expect_not(tsr_pruner_schedule_fits(p, 1000, msg, sizeof msg));
+    cr_expect(strstr(msg, "the first mask is computed before gradient update 2000"), "%s", msg);
+    tsr_pruner_free(p);
     fractions.mode = TSR_PRUNE_MODE_ONE_SHOT; /* meant */
     p = new_pruner(&params, &fractions, 5000);
     cr_expect(tsr_pruner_schedule_fits(p, 5000, msg, sizeof msg), "%s", msg);
