@@ -77,6 +77,14 @@ static void write_run(const char *rel, const char *env, int num_experts, int ite
     fclose(f);
 }
 
+/* How many times `what` occurs in `text`. */
+static int count_of(const char *text, const char *what)
+{
+    int n = 0;
+    for (const char *c = text; (c = strstr(c, what)); c++) n++;
+    return n;
+}
+
 /* Two groups (num_experts 1 and 4) x two games x two seeds, 3 iterations,
  * under tmpdir/runs, plus an unfinished run. Final scores:
  *   experts 1: breakout 2, 4; asterix 6, 8
@@ -382,9 +390,7 @@ Test(report_cli, says_when_the_aggregates_are_weaker_than_they_look, .init = mak
     cr_expect(strstr(out, "Note: group 4, task minatar/breakout mixes runs of different budgets, "
                           "3000 to 6000 agent steps (run.iterations x run.training_steps)"),
               "%s", out);
-    int notes = 0;
-    for (const char *c = out; (c = strstr(c, "different budgets")); c++) notes++;
-    cr_expect_eq(notes, 1, "%s", out);
+    cr_expect_eq(count_of(out, "different budgets"), 1, "%s", out);
     free(out);
     free(err);
 }
@@ -413,13 +419,6 @@ static void edit_config(const char *rel, const char *from, const char *to)
     fprintf(f, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
     fclose(f);
     free(text);
-}
-
-static int count_of(const char *text, const char *what)
-{
-    int n = 0;
-    for (const char *c = text; (c = strstr(c, what)); c++) n++;
-    return n;
 }
 
 /* A group's runs whose configs differ within a task in a setting that can
@@ -626,9 +625,8 @@ Test(report_cli, plots_learning_and_scaling_curves_as_svg, .init = make_tmpdir,
     cr_expect(strstr(dat, "\n9 0 0 0\n"), "group 1 at tau 9 (the 51st): %s", dat);
     cr_expect(strstr(dat, "# 4\n2 1 1 1\n"), "%s", dat);
     cr_expect(strstr(dat, "\n9 1 1 1\n"), "group 4 at tau 9: %s", dat);
-    int last = 0;
-    for (const char *c = dat; (c = strstr(c, "\n16 0 0 0\n")); c++) last++;
-    cr_expect_eq(last, 2, "both groups end at 0 at the highest score: %s", dat);
+    cr_expect_eq(count_of(dat, "\n16 0 0 0\n"), 2, "both groups end at 0 at the highest score: %s",
+                 dat);
     free(dat);
     snprintf(path, sizeof path, "%s/figs/performance_profile.svg", tmpdir);
     cr_expect(svg_holds(path, "network.num_experts = 4"), "%s", path);
@@ -656,10 +654,9 @@ Test(report_cli, profile_taus_set_the_thresholds_of_the_profile, .init = make_tm
      * at the 51st, 10, group 4 has {14, 16, 12} of {14, 16, 10, 12} above. */
     cr_expect(strstr(dat, "# 1\n0 1 1 1\n") && strstr(dat, "# 4\n0 1 1 1\n"), "%s", dat);
     cr_expect(strstr(dat, "\n10 0.75 "), "%s", dat);
-    int last = 0, rows = 0;
-    for (const char *c = dat; (c = strstr(c, "\n20 0 0 0\n")); c++) last++;
+    int rows = 0;
     for (const char *c = dat; *c; c++) rows += *c == '\n' && c[1] >= '0' && c[1] <= '9';
-    cr_expect_eq(last, 2, "%s", dat);
+    cr_expect_eq(count_of(dat, "\n20 0 0 0\n"), 2, "%s", dat);
     cr_expect_eq(rows, 2 * 101, "%s", dat);
     free(dat);
 

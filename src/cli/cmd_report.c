@@ -433,23 +433,27 @@ static tsr_status count_params(const load_context *ctx, const char *config_path,
     return st;
 }
 
+/* The schema's entry for "section.key", or NULL. */
+static const tsr_config_key *schema_entry(const tsr_run_schema *schema, const char *key)
+{
+    char section[TSR_CONFIG_STRING_BYTES];
+    const char *dot = strchr(key, '.');
+    if (!dot || (size_t)(dot - key) >= sizeof section) return NULL;
+    memcpy(section, key, (size_t)(dot - key));
+    section[dot - key] = '\0';
+    return tsr_config_find(&schema->schema, section, dot + 1);
+}
+
 /* `value` of "section.key" as tessera writes it (0.99 for
  * 0.98999999999999999, true for yes), or as it is for a key or value this
  * tessera does not know. */
 static const char *canonical_value(const tsr_run_schema *schema, tsr_run_config *scratch,
                                    const char *key, const char *value, char *buf, size_t size)
 {
-    char section[TSR_CONFIG_STRING_BYTES];
-    const char *dot = strchr(key, '.');
-    const tsr_config_key *entry = NULL;
-    if (dot && (size_t)(dot - key) < sizeof section) {
-        memcpy(section, key, (size_t)(dot - key));
-        section[dot - key] = '\0';
-        entry = tsr_config_find(&schema->schema, section, dot + 1);
-    }
+    const tsr_config_key *entry = schema_entry(schema, key);
     tsr_error ignored;
-    if (entry && tsr_config_set(&schema->schema, scratch, section, dot + 1, value, "report",
-                                &ignored) == TSR_STATUS_OK)
+    if (entry && tsr_config_set(&schema->schema, scratch, entry->section, entry->name, value,
+                                "report", &ignored) == TSR_STATUS_OK)
         return tsr_config_format_value(entry, scratch, buf, size);
     snprintf(buf, size, "%s", value);
     return buf;
@@ -868,12 +872,7 @@ static const char *find_setting(const tsr_run_schema *schema, tsr_run_config *sc
 {
     for (int i = 0; i < r->num_settings; i++)
         if (!strcmp(r->setting_keys[i], key)) return r->setting_values[i];
-    char section[TSR_CONFIG_STRING_BYTES];
-    const char *dot = strchr(key, '.');
-    if (!dot || (size_t)(dot - key) >= sizeof section) return NULL;
-    memcpy(section, key, (size_t)(dot - key));
-    section[dot - key] = '\0';
-    const tsr_config_key *entry = tsr_config_find(&schema->schema, section, dot + 1);
+    const tsr_config_key *entry = schema_entry(schema, key);
     if (!entry) return NULL;
     return canonical_value(schema, scratch, key, entry->default_value, buf, size);
 }
