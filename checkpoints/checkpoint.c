@@ -871,13 +871,12 @@ static herr_t inspect_one(hid_t group, const char *name, const H5L_info_t *info,
     } else if (ndim > 0 && cls >= 0 && dims_numel(ndim, dims) == 0) {
         fprintf(s->out, "  %-56s %-8s %-22s (empty)\n", name, tname, shape_text);
     } else if (ndim > 0 && cls >= 0) {
-        double sparsity = zero_share(obj, ndim, dims);
-        if (isnan(sparsity)) {
+        double zeros = zero_share(obj, ndim, dims);
+        if (isnan(zeros)) {
             fprintf(s->out, "  %-56s %-8s %-22s (unreadable)\n", name, tname, shape_text);
             s->unreadable++;
         } else {
-            fprintf(s->out, "  %-56s %-8s %-22s sparsity %.4f\n", name, tname, shape_text,
-                    sparsity);
+            fprintf(s->out, "  %-56s %-8s %-22s zeros %.4f\n", name, tname, shape_text, zeros);
         }
     } else if (ndim == 0 && H5Tget_class(type) == H5T_STRING) {
         char *text = read_text(obj, false);

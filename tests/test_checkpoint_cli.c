@@ -577,7 +577,7 @@ Test(checkpoint_cli, inspect_h5ls_and_h5py_read_the_documented_layout, .init = m
         "iteration              1",
         "params/online/encoder/conv/weight",
         "(16, 4, 3, 3)",
-        "sparsity 0.9",
+        "zeros 0.9",
         "pruning/masks/head/hidden/weight",
         "optimizer/kind",
         "\"rmsprop\"",
@@ -595,10 +595,10 @@ Test(checkpoint_cli, inspect_h5ls_and_h5py_read_the_documented_layout, .init = m
     for (size_t i = 0; i < sizeof zero_lines / sizeof zero_lines[0]; i++) {
         const char *line = strstr(out, zero_lines[i]);
         cr_assert_not_null(line, "inspect lacks %s:\n%s", zero_lines[i], out);
-        const char *field = strstr(line, "sparsity ");
+        const char *field = strstr(line, "zeros ");
         cr_assert(field && field < strchr(line, '\n'), "%s shows no share of zeros:\n%s",
                   zero_lines[i], out);
-        shares[i] = strtod(field + strlen("sparsity "), NULL);
+        shares[i] = strtod(field + strlen("zeros "), NULL);
     }
     cr_expect(shares[0] > 0.9 && shares[0] == shares[1], "mask %g, weight %g", shares[0],
               shares[1]);
