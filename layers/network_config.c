@@ -29,7 +29,8 @@ static const tsr_config_key network_keys[] = {
         "how the encoder output becomes tokens (MoE heads)"),
     KEY(patch_size, TSR_CONFIG_INT, 1, 64, NULL, "3", "per_patch / avg_pool: patch side"),
     KEY(patch_embedding, TSR_CONFIG_INT, 1, 65536, NULL, "32",
-        "per_patch: token width (Dopamine: 32 with IMPALA, 64 with the Nature encoder)"),
+        "per_patch: token width (Dopamine: 32 in its IMPALA DQN MoE network, 64 in NatureDQNMoE "
+        "and the Full Rainbow MoE networks)"),
     KEY(hidden, TSR_CONFIG_INT, 0, 1 << 20, NULL, "512",
         "hidden width of the dense head (0: none, the features go straight to the output, as "
         "Dopamine's MinAtar networks), or of each expert's MLP (at least 1)"),

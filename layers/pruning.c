@@ -52,7 +52,8 @@ static const tsr_config_key prune_keys[] = {
     KEY(exclude_first_conv, TSR_CONFIG_BOOL, 0, 0, NULL, "false",
         "keep the first 4-D weight (the encoder's first conv) dense"),
     KEY(exclude_output, TSR_CONFIG_BOOL, 0, 0, NULL, "false",
-        "keep the last prunable weight (the output layer) dense"),
+        "keep the output layer dense (all its tensors: a noisy layer's mu and sigma, both dueling "
+        "streams)"),
     KEY(exclude_routers, TSR_CONFIG_BOOL, 0, 0, NULL, "false",
         "keep MoE routers (names with /router or /phi) dense"),
 };
